@@ -1,0 +1,85 @@
+//! One error type for the JSON API, one JSON body shape: `{"code": N, "message": "…"}`
+//! (the seed's). Internal failures are logged here, once, and answered with a generic
+//! sentence; caller mistakes get a sentence that says what to fix.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use super::request::RequestError;
+use crate::auth::AuthError;
+use crate::influx::InfluxError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("Method not allowed; use POST")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    BadRequest(#[from] RequestError),
+    #[error(transparent)]
+    Influx(#[from] InfluxError),
+}
+
+impl ApiError {
+    fn message(&self) -> String {
+        match self {
+            ApiError::Influx(InfluxError::Unreachable { .. }) => "Can't connect to influxdb".into(),
+            ApiError::Influx(InfluxError::DatabaseNotFound(db)) => {
+                format!("The InfluxDB database {db:?} does not exist; check INFLUXDB_DB")
+            }
+            ApiError::Influx(InfluxError::Unauthorized(_)) => {
+                "InfluxDB refused kubemeter's credentials; check INFLUXDB_USER/INFLUXDB_PASS or INFLUXDB_TOKEN".into()
+            }
+            ApiError::Influx(_) => "Wrong configuration or query to influxdb".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Influx(e) => match e {
+                InfluxError::Unreachable { .. }
+                | InfluxError::DatabaseNotFound(_)
+                | InfluxError::Unauthorized(_) => StatusCode::SERVICE_UNAVAILABLE,
+                InfluxError::Http { status, .. } if *status >= 500 => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %error_chain(self), "API request failed");
+        }
+        let mut resp = HttpResponse::build(status);
+        if matches!(self, ApiError::MethodNotAllowed) {
+            resp.insert_header((header::ALLOW, "POST"));
+        }
+        resp.json(json!({"code": status.as_u16(), "message": self.message()}))
+    }
+}
+
+/// `outer: inner: innermost`, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

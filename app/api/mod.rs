@@ -1,0 +1,70 @@
+//! `POST /api/<metric>`: the seed's contract (headers `X-USERNAME`/`X-PASSWORD`, an optional
+//! JSON body, its four response shapes), with its faults fixed. See SEED-API.md.
+
+mod error;
+pub mod plan;
+pub mod request;
+
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde_json::json;
+
+pub use error::{error_chain, ApiError};
+use plan::Plan;
+use request::MetricQuery;
+
+use crate::catalogue;
+use crate::startup::AppState;
+
+/// Largest request body we read: a query is a handful of short fields.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn config(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource(["/api", "/api/{metric:.*}"])
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .default_service(web::to(query_metric)),
+    );
+}
+
+#[tracing::instrument(skip_all, fields(metric = %req.match_info().get("metric").unwrap_or("")))]
+async fn query_metric(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if req.method() != Method::POST {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let name = req
+        .match_info()
+        .get("metric")
+        .unwrap_or("")
+        .trim_end_matches('/');
+    if name.is_empty() {
+        return Err(ApiError::NotFound("Request not found".into()));
+    }
+    state
+        .api_credentials
+        .verify(header(&req, "x-username"), header(&req, "x-password"))?;
+    let metric = catalogue::find(name).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "Unknown metric {name:?}; the metrics are listed in the README (e.g. cpu/usage_rate)"
+        ))
+    })?;
+    let query = MetricQuery::parse(&body, Utc::now())?;
+    let plan = Plan::build(metric, &query)?;
+    let series = state.influx.query(&plan.influxql()).await?;
+    let rows = plan.rows(series);
+    if rows.is_empty() {
+        return Ok(
+            HttpResponse::Ok().json(json!({"code": 200, "message": "Query returns empty set"}))
+        );
+    }
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,380 @@
+//! From a parsed request to one InfluxQL statement, and from InfluxDB's series back to the
+//! seed's JSON rows. Aggregations read exactly one level of Heapster's `type` tag (the
+//! catalogue says which), so a pod is never counted together with its containers or its
+//! namespace.
+
+use chrono::SecondsFormat;
+use serde_json::{Map, Value};
+
+use super::request::{Agg, MetricQuery, RequestError, SYSTEM_NAMESPACE};
+use crate::catalogue::{Metric, PodLevel};
+use crate::influx::ql::{Buckets, Cond, Func, GroupBy, Projection, Select, Source};
+use crate::influx::Series;
+
+/// A JSON row of the response.
+pub type Row = Map<String, Value>;
+
+/// One statement and how to turn its result into rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub statement: Select,
+    shape: Shape,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    Raw,
+    Grouped {
+        /// The key of the aggregated value: `sum`, `mean`, … (the seed's `sum`).
+        value_key: &'static str,
+        /// Group tags, in the order they appear in each row.
+        tags: Vec<String>,
+        /// Tags a row must have; rows without them are dropped (never an empty group).
+        required: Vec<&'static str>,
+        /// Without buckets every row reports the window's begin as its time.
+        begin: Option<String>,
+    },
+}
+
+impl Plan {
+    pub fn build(metric: &Metric, q: &MetricQuery) -> Result<Plan, RequestError> {
+        match &q.agg {
+            Agg::Raw => Ok(raw(metric, q)),
+            agg => grouped(metric, q, agg),
+        }
+    }
+
+    pub fn influxql(&self) -> String {
+        self.statement.to_influxql()
+    }
+
+    /// The response rows, in InfluxDB's order (newest first for raw points; by group, then
+    /// by time, for aggregations).
+    pub fn rows(&self, series: Vec<Series>) -> Vec<Row> {
+        match &self.shape {
+            Shape::Raw => series.into_iter().flat_map(raw_rows).collect(),
+            Shape::Grouped {
+                value_key,
+                tags,
+                required,
+                begin,
+            } => series
+                .into_iter()
+                .filter(|s| {
+                    required
+                        .iter()
+                        .all(|t| s.tags.get(*t).is_some_and(|v| !v.is_empty()))
+                })
+                .flat_map(|s| grouped_rows(s, value_key, tags, begin.as_deref()))
+                .collect(),
+        }
+    }
+}
+
+fn window_conds(q: &MetricQuery) -> [Cond; 2] {
+    [Cond::TimeGe(q.window.begin), Cond::TimeLt(q.window.end)]
+}
+
+fn raw(metric: &Metric, q: &MetricQuery) -> Plan {
+    let mut s = Select::new(
+        Projection::All,
+        Source::Measurement(metric.name.to_string()),
+    );
+    // Node metrics carry no namespace; filtering them by one would always be empty.
+    if metric.pod_level != PodLevel::NodeOnly || q.namespace_given {
+        s.conditions.push(Cond::TagEq(
+            "namespace_name".into(),
+            q.namespace.as_str().into(),
+        ));
+    }
+    s.conditions.extend(window_conds(q));
+    s.newest_first = true;
+    s.limit = Some(q.limit);
+    Plan {
+        statement: s,
+        shape: Shape::Raw,
+    }
+}
+
+fn grouped(metric: &Metric, q: &MetricQuery, agg: &Agg) -> Result<Plan, RequestError> {
+    let node_metric = metric.pod_level == PodLevel::NodeOnly;
+    if node_metric && *agg != Agg::ByNode {
+        return Err(RequestError::Field {
+            field: "agg",
+            message: format!(
+                "{} is a node metric; use \"by-node\" or no agg",
+                metric.name
+            ),
+        });
+    }
+    let (tags, required): (Vec<String>, Vec<&'static str>) = match agg {
+        Agg::PodByNamespace => (
+            s(&["namespace_name", "pod_name"]),
+            vec!["namespace_name", "pod_name"],
+        ),
+        Agg::AllNamespace => (s(&["namespace_name"]), vec!["namespace_name"]),
+        Agg::AllPod => (
+            s(&["pod_name", "namespace_name"]),
+            vec!["namespace_name", "pod_name"],
+        ),
+        Agg::ByWorkload => (
+            s(&["namespace_name", "workload_kind", "workload_name"]),
+            vec!["namespace_name"],
+        ),
+        Agg::ByNode => (s(&["nodename"]), vec!["nodename"]),
+        Agg::ByLabel(key) => (vec![key.tag()], vec![]),
+        Agg::Raw => unreachable!("raw points are planned by `raw`"),
+    };
+
+    let mut conds = vec![Cond::TagEq(
+        "type".into(),
+        metric.pod_level.type_tag().into(),
+    )];
+    if !node_metric {
+        conds.push(namespace_cond(q, agg));
+    }
+    conds.extend(window_conds(q));
+
+    let buckets = q.step.map(|step| Buckets {
+        step_seconds: step,
+        offset_seconds: q.window.begin.timestamp().rem_euclid(step as i64) as u64,
+    });
+    let value_key = func_key(q.func);
+    let statement = match q.func {
+        // InfluxDB integrates whatever is in a group as one series; a group of many pods would
+        // be integrated across pods. So integrate each series, then add the integrals up.
+        Func::Integral => {
+            let mut inner = Select::new(call(Func::Integral, "value"), measurement(metric));
+            inner.conditions = conds;
+            inner.group_by = GroupBy::AllTags;
+            inner.buckets = buckets;
+            let mut outer = Select::new(
+                call(Func::Sum, "integral"),
+                Source::Subquery(Box::new(inner)),
+            );
+            outer.conditions = window_conds(q).to_vec();
+            outer.group_by = GroupBy::Tags(tags.clone());
+            outer.buckets = buckets;
+            outer
+        }
+        func => {
+            let mut sel = Select::new(call(func, "value"), measurement(metric));
+            sel.conditions = conds;
+            sel.group_by = GroupBy::Tags(tags.clone());
+            sel.buckets = buckets;
+            sel
+        }
+    };
+    let begin = buckets
+        .is_none()
+        .then(|| q.window.begin.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+    Ok(Plan {
+        statement,
+        shape: Shape::Grouped {
+            value_key,
+            tags,
+            required,
+            begin,
+        },
+    })
+}
+
+/// The seed's modes fix the namespace filter; the extensions honour `namespace` when it is
+/// given and otherwise span every namespace but kube-system, as `all-namespace` does.
+fn namespace_cond(q: &MetricQuery, agg: &Agg) -> Cond {
+    let only_given = match agg {
+        Agg::PodByNamespace => true,
+        Agg::AllNamespace | Agg::AllPod => false,
+        _ => q.namespace_given,
+    };
+    if only_given {
+        Cond::TagEq("namespace_name".into(), q.namespace.as_str().into())
+    } else {
+        Cond::TagNe("namespace_name".into(), SYSTEM_NAMESPACE.into())
+    }
+}
+
+fn s(tags: &[&str]) -> Vec<String> {
+    tags.iter().map(|t| t.to_string()).collect()
+}
+
+fn measurement(metric: &Metric) -> Source {
+    Source::Measurement(metric.name.to_string())
+}
+
+fn call(func: Func, field: &str) -> Projection {
+    let alias = if func == Func::Sum && field == "integral" {
+        "integral"
+    } else {
+        func_key(func)
+    };
+    Projection::Call {
+        func,
+        field: field.into(),
+        alias: alias.into(),
+    }
+}
+
+fn func_key(func: Func) -> &'static str {
+    match func {
+        Func::Sum => "sum",
+        Func::Mean => "mean",
+        Func::Max => "max",
+        Func::Min => "min",
+        Func::Integral => "integral",
+    }
+}
+
+fn raw_rows(series: Series) -> impl Iterator<Item = Row> {
+    let Series {
+        columns, values, ..
+    } = series;
+    values
+        .into_iter()
+        .map(move |vals| columns.iter().cloned().zip(vals).collect())
+}
+
+fn grouped_rows<'a>(
+    series: Series,
+    value_key: &'a str,
+    tags: &'a [String],
+    begin: Option<&'a str>,
+) -> impl Iterator<Item = Row> + 'a {
+    let value_col = series
+        .columns
+        .iter()
+        .position(|c| c == value_key)
+        .unwrap_or(1);
+    let Series {
+        tags: series_tags,
+        values,
+        ..
+    } = series;
+    values.into_iter().filter_map(move |vals| {
+        let value = vals.get(value_col).cloned().filter(|v| !v.is_null())?;
+        let time = match begin {
+            Some(b) => Value::String(b.to_string()),
+            None => vals.first().cloned().unwrap_or(Value::Null),
+        };
+        let mut row = Row::new();
+        row.insert("time".into(), time);
+        row.insert(value_key.into(), value);
+        for tag in tags {
+            let v = series_tags
+                .get(tag)
+                .filter(|v| !v.is_empty())
+                .map_or(Value::Null, |v| Value::String(v.clone()));
+            row.insert(tag.clone(), v);
+        }
+        Some(row)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue;
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    fn query(body: &str) -> MetricQuery {
+        let now = Utc.with_ymd_and_hms(2017, 12, 31, 0, 0, 0).unwrap();
+        MetricQuery::parse(body.as_bytes(), now).expect("valid body")
+    }
+
+    fn plan(metric: &str, body: &str) -> Plan {
+        Plan::build(catalogue::find(metric).unwrap(), &query(body)).unwrap()
+    }
+
+    const WINDOW: &str = r#""timeBeginInterval":"2017-12-01","timeEndInterval":"2017-12-02""#;
+    const TIME: &str = "time >= '2017-12-01T00:00:00Z' AND time < '2017-12-02T00:00:00Z'";
+
+    #[test]
+    fn raw_points_filter_one_namespace_newest_first() {
+        let p = plan(
+            "cpu/usage_rate",
+            &format!(r#"{{"namespace":"cluster-3","limit":"5",{WINDOW}}}"#),
+        );
+        assert_eq!(
+            p.influxql(),
+            format!("SELECT * FROM \"cpu/usage_rate\" WHERE \"namespace_name\" = 'cluster-3' AND {TIME} ORDER BY time DESC LIMIT 5")
+        );
+    }
+
+    #[test]
+    fn all_namespace_reads_only_pod_series_and_skips_kube_system() {
+        let p = plan(
+            "cpu/usage_rate",
+            &format!(r#"{{"agg":"all-namespace",{WINDOW}}}"#),
+        );
+        assert_eq!(
+            p.influxql(),
+            format!("SELECT sum(\"value\") AS \"sum\" FROM \"cpu/usage_rate\" WHERE \"type\" = 'pod' AND \"namespace_name\" != 'kube-system' AND {TIME} GROUP BY \"namespace_name\"")
+        );
+    }
+
+    #[test]
+    fn container_only_metrics_aggregate_container_series() {
+        let p = plan(
+            "uptime",
+            &format!(r#"{{"agg":"pod-by-namespace",{WINDOW}}}"#),
+        );
+        assert!(p
+            .influxql()
+            .contains("\"type\" = 'pod_container' AND \"namespace_name\" = 'default'"));
+    }
+
+    #[test]
+    fn integral_integrates_each_series_before_adding_them_up() {
+        let p = plan(
+            "memory/usage",
+            &format!(r#"{{"agg":"all-namespace","fn":"integral",{WINDOW}}}"#),
+        );
+        assert_eq!(
+            p.influxql(),
+            format!("SELECT sum(\"integral\") AS \"integral\" FROM (SELECT integral(\"value\", 1s) AS \"integral\" FROM \"memory/usage\" WHERE \"type\" = 'pod' AND \"namespace_name\" != 'kube-system' AND {TIME} GROUP BY *) WHERE {TIME} GROUP BY \"namespace_name\"")
+        );
+    }
+
+    #[test]
+    fn steps_align_buckets_to_the_window_begin() {
+        let body = r#"{"agg":"by-node","step":"1h","timeBeginInterval":"2017-12-01T00:30:00Z","timeEndInterval":"2017-12-02"}"#;
+        let q = plan("cpu/usage_rate", body).influxql();
+        assert!(
+            q.ends_with("GROUP BY time(3600s, 1800s), \"nodename\" fill(none)"),
+            "{q}"
+        );
+    }
+
+    #[test]
+    fn node_metrics_only_aggregate_by_node() {
+        let metric = catalogue::find("cpu/node_capacity").unwrap();
+        assert!(Plan::build(metric, &query(r#"{"agg":"all-namespace"}"#)).is_err());
+        let p = plan("cpu/node_capacity", r#"{"agg":"by-node"}"#);
+        assert!(
+            p.influxql().contains("WHERE \"type\" = 'node' AND time >="),
+            "{}",
+            p.influxql()
+        );
+    }
+
+    #[test]
+    fn grouped_rows_report_the_window_begin_and_drop_empty_groups() {
+        let p = plan(
+            "cpu/usage_rate",
+            &format!(r#"{{"agg":"all-pod",{WINDOW}}}"#),
+        );
+        let series: Vec<Series> = serde_json::from_value(json!([
+            {"name": "cpu/usage_rate", "tags": {"namespace_name": "a", "pod_name": "p"},
+             "columns": ["time", "sum"], "values": [["2017-12-01T00:00:00.000000001Z", 5]]},
+            {"name": "cpu/usage_rate", "tags": {"namespace_name": "a", "pod_name": ""},
+             "columns": ["time", "sum"], "values": [["2017-12-01T00:00:00Z", 9]]}
+        ]))
+        .unwrap();
+        let rows = p.rows(series);
+        assert_eq!(
+            serde_json::to_string(&rows).unwrap(),
+            r#"[{"time":"2017-12-01T00:00:00Z","sum":5,"pod_name":"p","namespace_name":"a"}]"#
+        );
+    }
+}

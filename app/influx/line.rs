@@ -1,0 +1,181 @@
+//! Line protocol encoding: `measurement,tag=v,tag=v value=1i 1512086400000000000`.
+//!
+//! Escaping follows InfluxDB 1.x: measurements escape commas and spaces; tag keys, tag values
+//! and field keys escape commas, equals signs and spaces. Line protocol has no way to carry a
+//! newline inside a name, so newlines become the two characters `\n`. A trailing backslash
+//! would escape the separator after it, so it is doubled. Empty tag values are left out
+//! (InfluxDB rejects them) and non-finite floats are refused (InfluxDB cannot store them).
+
+use std::fmt::Write as _;
+
+/// A field value with InfluxDB's type: integers for counters, bytes and millicores, floats for
+/// ratios and most rates (Heapster's choice, which the old dashboards rely on).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LineError {
+    #[error("measurement {0:?} has a non-finite value, which InfluxDB cannot store")]
+    NonFinite(String),
+    #[error("a measurement name must not be empty")]
+    EmptyMeasurement,
+}
+
+/// Appends one point (one line, newline-terminated) to `buf`.
+/// `tags` with an empty value are skipped. The single field is always named `value`, as in
+/// Heapster's schema.
+pub fn write_point(
+    buf: &mut String,
+    measurement: &str,
+    tags: &[(&str, &str)],
+    value: Value,
+    time_ns: i64,
+) -> Result<(), LineError> {
+    if measurement.is_empty() {
+        return Err(LineError::EmptyMeasurement);
+    }
+    if let Value::Float(f) = value {
+        if !f.is_finite() {
+            return Err(LineError::NonFinite(measurement.to_string()));
+        }
+    }
+    escape_into(buf, measurement, &[',', ' ']);
+    for (key, val) in tags {
+        if val.is_empty() || key.is_empty() {
+            continue;
+        }
+        buf.push(',');
+        escape_into(buf, key, &[',', '=', ' ']);
+        buf.push('=');
+        escape_into(buf, val, &[',', '=', ' ']);
+    }
+    buf.push_str(" value=");
+    // Writing into a String cannot fail.
+    let _ = match value {
+        Value::Int(i) => write!(buf, "{i}i"),
+        Value::Float(f) => write_float(buf, f),
+    };
+    let _ = write!(buf, " {time_ns}");
+    buf.push('\n');
+    Ok(())
+}
+
+/// Floats keep a decimal point so InfluxDB never reads them as integers of another type.
+fn write_float(buf: &mut String, f: f64) -> std::fmt::Result {
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        write!(buf, "{f:.1}")
+    } else {
+        write!(buf, "{f}")
+    }
+}
+
+fn escape_into(buf: &mut String, s: &str, special: &[char]) {
+    for c in s.chars() {
+        match c {
+            '\n' => buf.push_str("\\n"),
+            c if special.contains(&c) => {
+                buf.push('\\');
+                buf.push(c);
+            }
+            c => buf.push(c),
+        }
+    }
+    if s.ends_with('\\') {
+        buf.push('\\');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(m: &str, tags: &[(&str, &str)], v: Value, t: i64) -> String {
+        let mut buf = String::new();
+        write_point(&mut buf, m, tags, v, t).expect("valid point");
+        buf
+    }
+
+    #[test]
+    fn integer_point_has_the_i_suffix_and_explicit_timestamp() {
+        assert_eq!(
+            line(
+                "cpu/usage_rate",
+                &[("namespace_name", "default"), ("type", "pod")],
+                Value::Int(175),
+                1_512_086_400_000_000_000
+            ),
+            "cpu/usage_rate,namespace_name=default,type=pod value=175i 1512086400000000000\n"
+        );
+    }
+
+    #[test]
+    fn float_point_always_carries_a_decimal_point() {
+        assert_eq!(
+            line("cpu/node_utilization", &[], Value::Float(1.0), 5),
+            "cpu/node_utilization value=1.0 5\n"
+        );
+        assert_eq!(line("m", &[], Value::Float(0.25), 5), "m value=0.25 5\n");
+        assert_eq!(
+            line("m", &[], Value::Float(-3.5e-7), 5),
+            "m value=-0.00000035 5\n"
+        );
+    }
+
+    #[test]
+    fn measurement_escapes_commas_and_spaces_but_not_equals() {
+        assert_eq!(
+            line("a b,c=d", &[], Value::Int(1), 0),
+            "a\\ b\\,c=d value=1i 0\n"
+        );
+    }
+
+    #[test]
+    fn tag_keys_and_values_escape_commas_equals_and_spaces() {
+        assert_eq!(
+            line("m", &[("k y", "a=b,c d")], Value::Int(1), 0),
+            "m,k\\ y=a\\=b\\,c\\ d value=1i 0\n"
+        );
+    }
+
+    #[test]
+    fn newlines_cannot_break_a_line_apart() {
+        let out = line("m\nx", &[("t", "a\nb")], Value::Int(1), 0);
+        assert_eq!(out, "m\\nx,t=a\\nb value=1i 0\n");
+        assert_eq!(out.matches('\n').count(), 1);
+    }
+
+    #[test]
+    fn a_trailing_backslash_does_not_escape_the_separator() {
+        assert_eq!(
+            line("m", &[("a", "x\\"), ("b", "y")], Value::Int(1), 0),
+            "m,a=x\\\\,b=y value=1i 0\n"
+        );
+    }
+
+    #[test]
+    fn empty_tag_values_are_left_out() {
+        assert_eq!(
+            line("m", &[("a", ""), ("b", "y")], Value::Int(1), 0),
+            "m,b=y value=1i 0\n"
+        );
+    }
+
+    #[test]
+    fn non_finite_floats_are_refused() {
+        let mut buf = String::new();
+        assert!(write_point(&mut buf, "m", &[], Value::Float(f64::NAN), 0).is_err());
+        assert!(write_point(&mut buf, "m", &[], Value::Float(f64::INFINITY), 0).is_err());
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn unicode_passes_through_unchanged() {
+        assert_eq!(
+            line("m", &[("équipe", "données")], Value::Int(-2), 0),
+            "m,équipe=données value=-2i 0\n"
+        );
+    }
+}

@@ -1,0 +1,13 @@
+//! kubemeter: meters what every Kubernetes workload uses and serves it to people and to
+//! billing systems. `main.rs` is a thin shell over this library.
+
+pub mod api;
+pub mod auth;
+pub mod catalogue;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod health;
+pub mod influx;
+pub mod startup;
+pub mod telemetry;

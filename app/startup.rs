@@ -1,0 +1,66 @@
+//! Building the HTTP application. The listener is bound first so that port 0 works in tests.
+
+use actix_web::dev::Server;
+use actix_web::{middleware, web, App, HttpRequest, HttpResponse, HttpServer};
+use secrecy::SecretString;
+use std::net::{SocketAddr, TcpListener};
+
+use crate::auth::ApiCredentials;
+use crate::influx::{InfluxClient, InfluxConfig};
+use crate::{api, health};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub influx: InfluxClient,
+    pub api_credentials: ApiCredentials,
+}
+
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub influx: InfluxConfig,
+    pub api_credential: Option<(String, SecretString)>,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (KUBEMETER_LISTEN): {e}",
+                settings.listen
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            influx: InfluxClient::new(settings.influx),
+            api_credentials: ApiCredentials::new(settings.api_credential),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(middleware::Logger::new("%r %s %Dms"))
+                .app_data(state.clone())
+                .configure(health::config)
+                .configure(api::config)
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    HttpResponse::NotFound().body(format!("Nothing here: {}\n", req.path()))
+}

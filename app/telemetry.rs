@@ -1,0 +1,45 @@
+//! Logs to stdout and to rolling `info.log` and `errors.log` files (one per day, 14 kept), as
+//! the seed's app did under /logs/kube-monitoring.
+
+use std::path::Path;
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{fmt, EnvFilter};
+
+/// Keep the returned guards alive for the life of the process: dropping them flushes the files.
+pub fn init(log_dir: &Path) -> anyhow::Result<Vec<WorkerGuard>> {
+    std::fs::create_dir_all(log_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the log directory {} (KUBEMETER_LOG_DIR): {e}",
+            log_dir.display()
+        )
+    })?;
+    let appender = |name: &str| {
+        RollingFileAppender::builder()
+            .rotation(Rotation::DAILY)
+            .filename_prefix(name)
+            .max_log_files(14)
+            .build(log_dir)
+            .map_err(|e| anyhow::anyhow!("cannot open {name} in {}: {e}", log_dir.display()))
+    };
+    let (info, info_guard) = tracing_appender::non_blocking(appender("info.log")?);
+    let (errors, errors_guard) = tracing_appender::non_blocking(appender("errors.log")?);
+    let filter = EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .from_env_lossy();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt::layer())
+        .with(fmt::layer().with_ansi(false).with_writer(info))
+        .with(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(errors)
+                .with_filter(LevelFilter::ERROR),
+        )
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))?;
+    Ok(vec![info_guard, errors_guard])
+}

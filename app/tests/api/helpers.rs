@@ -1,0 +1,153 @@
+use kubemeter::influx::client::InfluxAuth;
+use kubemeter::influx::{InfluxClient, InfluxConfig};
+use kubemeter::startup::{Application, Settings};
+use reqwest::Url;
+use secrecy::SecretString;
+use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+pub const USER: &str = "billing";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub address: String,
+    pub influx: InfluxClient,
+    pub http: reqwest::Client,
+}
+
+fn influx_url() -> Url {
+    let raw = std::env::var("KUBEMETER_TEST_INFLUX_URL").expect(
+        "KUBEMETER_TEST_INFLUX_URL is not set: run the tests with `make test`, which starts a private influxd",
+    );
+    Url::parse(&raw).expect("KUBEMETER_TEST_INFLUX_URL is a URL")
+}
+
+fn fresh_database_name() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "kubemeter_test_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh, empty database on the test influxd.
+pub async fn fresh_influx() -> InfluxClient {
+    let client = InfluxClient::new(InfluxConfig {
+        url: influx_url(),
+        database: fresh_database_name(),
+        auth: InfluxAuth::None,
+        timeout: Duration::from_secs(30),
+    });
+    client
+        .create_database()
+        .await
+        .expect("the test influxd is reachable");
+    client
+}
+
+/// The app against a fresh database holding the hand-made fixture.
+pub async fn spawn_app() -> TestApp {
+    let influx = fresh_influx().await;
+    influx
+        .write(super::fixture::lines())
+        .await
+        .expect("the fixture is valid line protocol");
+    spawn_app_on(influx.config().clone()).await
+}
+
+/// The app against any InfluxDB settings (e.g. one that is down).
+pub async fn spawn_app_on(config: InfluxConfig) -> TestApp {
+    let app = Application::build(Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        influx: config.clone(),
+        api_credential: Some((USER.into(), SecretString::from(PASSWORD))),
+    })
+    .expect("the app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        influx: InfluxClient::new(config),
+        http: reqwest::Client::new(),
+    }
+}
+
+impl TestApp {
+    /// `POST /api/<metric>` with the right credentials.
+    pub async fn post(&self, metric: &str, body: &str) -> reqwest::Response {
+        self.post_as(metric, body, Some(USER), Some(PASSWORD)).await
+    }
+
+    pub async fn post_as(
+        &self,
+        metric: &str,
+        body: &str,
+        user: Option<&str>,
+        password: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/api/{metric}", self.address))
+            .body(body.to_string());
+        if let Some(u) = user {
+            req = req.header("X-USERNAME", u);
+        }
+        if let Some(p) = password {
+            req = req.header("X-PASSWORD", p);
+        }
+        req.send().await.expect("the app answers")
+    }
+
+    /// The JSON rows of a successful request.
+    pub async fn rows(&self, metric: &str, body: &str) -> Vec<Value> {
+        let resp = self.post(metric, body).await;
+        let status = resp.status();
+        let json: Value = resp.json().await.expect("a JSON body");
+        assert_eq!(status, 200, "{json}");
+        json.as_array()
+            .unwrap_or_else(|| panic!("expected rows, got {json}"))
+            .clone()
+    }
+
+    /// `(status, body)` of a request expected to fail.
+    pub async fn error(&self, metric: &str, body: &str) -> (u16, Value) {
+        let resp = self.post(metric, body).await;
+        (
+            resp.status().as_u16(),
+            resp.json().await.expect("a JSON body"),
+        )
+    }
+}
+
+/// The fixture's window: `[2017-12-01T00:00:00Z, 2017-12-01T00:03:00Z)`.
+pub fn window(extra: &str) -> String {
+    let sep = if extra.is_empty() { "" } else { "," };
+    format!(
+        r#"{{"timeBeginInterval":"2017-12-01T00:00:00Z","timeEndInterval":"2017-12-01T00:03:00Z"{sep}{extra}}}"#
+    )
+}
+
+/// `{key: value}` pairs of the rows, for order-independent comparisons.
+pub fn pairs(rows: &[Value], key: &str, value: &str) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r[key].as_str().unwrap_or("<null>").to_string(),
+                r[value].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+pub fn owned(expected: &[(&str, f64)]) -> Vec<(String, f64)> {
+    expected.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the real app on port 0 against a real influxd (KUBEMETER_TEST_INFLUX_URL,
+//! started by `make test`), one fresh database per test.
+
+mod contract;
+mod errors;
+mod extensions;
+mod fixture;
+mod helpers;
+mod influx;
