@@ -1,6 +1,8 @@
 //! kubemeter: meters what every Kubernetes workload uses and serves it to people and to
 //! billing systems. `main.rs` is a thin shell over this library.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod api;
 pub mod auth;
 pub mod catalogue;

@@ -1,1 +1,182 @@
-fn main() {}
+#![allow(clippy::unwrap_used)]
+//! Issue 2's benchmark: kubemeter's `POST /api/<metric>` against the same InfluxQL sent straight
+//! to InfluxDB, in one run, on 500 pods × 2 days at 60 s. Also shows the seed's InfluxQL (no
+//! `type` filter, so every level is read) for comparison. Run with `make bench`.
+
+use chrono::{Duration, TimeZone, Utc};
+use kubemeter::api::plan::Plan;
+use kubemeter::api::request::MetricQuery;
+use kubemeter::catalogue;
+use kubemeter::demo::{DemoCluster, Detail};
+use kubemeter::influx::client::InfluxAuth;
+use kubemeter::influx::ql::Cond;
+use kubemeter::influx::{InfluxClient, InfluxConfig};
+use kubemeter::startup::{Application, Settings};
+use secrecy::SecretString;
+use std::time::Instant;
+
+const PODS: usize = 500;
+const DAYS: i64 = 2;
+
+fn p50(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples[samples.len() / 2]
+}
+
+async fn time_ms<F: std::future::Future<Output = usize>>(f: F) -> (f64, usize) {
+    let start = Instant::now();
+    let bytes = f.await;
+    (start.elapsed().as_secs_f64() * 1000.0, bytes)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("api_latency: a benchmark; run it with `make bench`");
+        return Ok(());
+    }
+    let url = std::env::var("KUBEMETER_BENCH_INFLUX_URL")
+        .map_err(|_| anyhow::anyhow!("KUBEMETER_BENCH_INFLUX_URL is not set; run `make bench`"))?;
+    let config = InfluxConfig {
+        url: url.parse()?,
+        database: "kubemeter_bench".into(),
+        auth: InfluxAuth::None,
+        timeout: std::time::Duration::from_secs(300),
+    };
+    let influx = InfluxClient::new(config.clone());
+    influx.create_database().await?;
+
+    let begin = Utc.with_ymd_and_hms(2017, 12, 1, 0, 0, 0).unwrap();
+    let end = begin + Duration::days(DAYS);
+    let cluster = DemoCluster::new(PODS);
+    println!("loading {PODS} pods × {DAYS} days at 60 s (cpu/usage_rate at container, pod, namespace and node level)…");
+    let started = Instant::now();
+    let mut loaded = 0;
+    let mut day = begin;
+    while day < end {
+        let next = day + Duration::hours(6);
+        loaded += cluster
+            .write(&influx, day, next, 60, Detail::CpuRate)
+            .await?;
+        day = next;
+        eprint!(
+            "\r  {loaded} points, {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!();
+    println!(
+        "loaded {loaded} points in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let app = Application::build(Settings {
+        listen: "127.0.0.1:0".parse()?,
+        influx: config.clone(),
+        api_credential: Some(("bench".into(), SecretString::from("bench"))),
+    })?;
+    let api = format!("http://127.0.0.1:{}/api/cpu/usage_rate", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::new();
+    let query_url = format!("{url}/query");
+    let metric = catalogue::find("cpu/usage_rate").expect("in the catalogue");
+
+    let window = r#""timeBeginInterval":"2017-12-01","timeEndInterval":"2017-12-03""#;
+    let modes = [
+        ("no agg, limit 100", format!("{{{window}}}"), 101),
+        (
+            "pod-by-namespace",
+            format!(r#"{{"agg":"pod-by-namespace",{window}}}"#),
+            31,
+        ),
+        (
+            "all-namespace",
+            format!(r#"{{"agg":"all-namespace",{window}}}"#),
+            31,
+        ),
+        ("all-pod", format!(r#"{{"agg":"all-pod",{window}}}"#), 31),
+    ];
+    println!();
+    println!(
+        "{:<20} {:>12} {:>14} {:>10} {:>16} {:>14}",
+        "mode", "direct p50", "kubemeter p50", "added", "kubemeter/direct", "seed's InfluxQL"
+    );
+    for (name, body, runs) in modes {
+        let query = MetricQuery::parse(body.as_bytes(), end)?;
+        let plan = Plan::build(metric, &query)?;
+        let influxql = plan.influxql();
+        let mut seed = plan.statement.clone();
+        seed.conditions
+            .retain(|c| !matches!(c, Cond::TagEq(t, _) if t == "type"));
+        let seed_ql = seed.to_influxql();
+
+        let direct = |q: String| {
+            let http = http.clone();
+            let url = query_url.clone();
+            async move {
+                let resp = http
+                    .post(&url)
+                    .query(&[("db", "kubemeter_bench")])
+                    .form(&[("q", q)])
+                    .send()
+                    .await
+                    .expect("influxd answers");
+                resp.bytes().await.expect("a body").len()
+            }
+        };
+        let ours = || {
+            let http = http.clone();
+            let api = api.clone();
+            let body = body.clone();
+            async move {
+                let resp = http
+                    .post(&api)
+                    .header("X-USERNAME", "bench")
+                    .header("X-PASSWORD", "bench")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("kubemeter answers");
+                assert_eq!(resp.status(), 200);
+                resp.bytes().await.expect("a body").len()
+            }
+        };
+        // Warm both paths (connections, InfluxDB's caches) before measuring.
+        for _ in 0..2 {
+            direct(influxql.clone()).await;
+            ours().await;
+        }
+        let (mut d, mut k, mut s) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..runs {
+            // Alternate the order so neither path always runs on a warmer cache.
+            if i % 2 == 0 {
+                d.push(time_ms(direct(influxql.clone())).await.0);
+                k.push(time_ms(ours()).await.0);
+            } else {
+                k.push(time_ms(ours()).await.0);
+                d.push(time_ms(direct(influxql.clone())).await.0);
+            }
+            if runs <= 31 {
+                s.push(time_ms(direct(seed_ql.clone())).await.0);
+            }
+        }
+        let (dp, kp) = (p50(d), p50(k));
+        let seed_p50 = if s.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.1} ms", p50(s))
+        };
+        println!(
+            "{name:<20} {:>9.1} ms {:>11.1} ms {:>7.1} ms {:>16.3} {:>14}",
+            dp,
+            kp,
+            kp - dp,
+            kp / dp,
+            seed_p50
+        );
+    }
+    println!();
+    println!("direct = the same InfluxQL POSTed to influxd's /query; seed's InfluxQL = the same without the type filter (all levels).");
+    influx.drop_database().await?;
+    Ok(())
+}

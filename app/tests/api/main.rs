@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)]
 //! Integration tests: the real app on port 0 against a real influxd (KUBEMETER_TEST_INFLUX_URL,
 //! started by `make test`), one fresh database per test.
 
