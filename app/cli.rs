@@ -1,13 +1,16 @@
 //! The `kubemeter` command line (DESIGN.md §2). Subcommands appear here as they become real.
 
-use chrono::{DurationRound, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
-use std::time::Duration;
+use std::net::SocketAddr;
 
-use crate::config::ServeArgs;
+use crate::collector::{self, writer::WriterConfig, CollectSettings};
+use crate::config::{CollectArgs, ServeArgs};
 use crate::demo::{DemoCluster, Detail};
 use crate::influx::InfluxClient;
+use crate::simulator::model::SimConfig;
+use crate::simulator::{NodeMode, SimSettings, Simulator};
 use crate::startup::{Application, Settings};
 use crate::telemetry;
 
@@ -26,22 +29,94 @@ pub struct Cli {
 pub enum Command {
     /// Serve the API (POST /api/<metric>) and /healthz, /readyz.
     Serve(ServeArgs),
-    /// Load a small demo cluster into InfluxDB, then serve it (see `make run`).
+    /// Scrape every node's kubelet summary into InfluxDB, every interval (or --once).
+    Collect(CollectArgs),
+    /// Serve a simulated cluster (Kubernetes API subset + kubelet summaries).
+    Simulate(SimulateArgs),
+    /// Everything on one machine: a simulated cluster, the collector and the server.
     Demo(DemoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Pod slots per node (slot 0: a host-network DaemonSet pod, slot 1: a static pod).
+    #[arg(long, default_value_t = 12)]
+    pub pods_per_node: usize,
+    /// Seed of the deterministic usage functions.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where the simulated API server listens.
+    #[arg(long, default_value = "127.0.0.1:8001")]
+    pub listen: SocketAddr,
+    /// Make a node's kubelet fail (HTTP 500); repeatable.
+    #[arg(long = "failing-node")]
+    pub failing_nodes: Vec<String>,
+    /// Make a node's kubelet slow, as NAME=SECONDS; repeatable.
+    #[arg(long = "slow-node")]
+    pub slow_nodes: Vec<String>,
+}
+
+impl SimulateArgs {
+    pub fn settings(&self) -> anyhow::Result<SimSettings> {
+        let mut node_modes: Vec<(String, NodeMode)> = self
+            .failing_nodes
+            .iter()
+            .map(|n| (n.clone(), NodeMode::Fail))
+            .collect();
+        for spec in &self.slow_nodes {
+            let mode = spec
+                .split_once('=')
+                .and_then(|(n, s)| Some((n.to_string(), NodeMode::parse(&format!("slow={s}"))?)))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--slow-node {spec:?}: use NAME=SECONDS, e.g. node-002=5")
+                })?;
+            node_modes.push(mode);
+        }
+        Ok(SimSettings {
+            config: SimConfig {
+                nodes: self.nodes,
+                pods_per_node: self.pods_per_node,
+                seed: self.seed,
+            },
+            listen: self.listen,
+            node_modes,
+        })
+    }
 }
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
-    /// How many pods the demo cluster has.
-    #[arg(long, default_value_t = 24)]
-    pub pods: usize,
+    /// Time between scrape rounds.
+    #[arg(long, env = "KUBEMETER_SCRAPE_INTERVAL", default_value = "15s", value_parser = crate::config::parse_duration)]
+    pub scrape_interval: std::time::Duration,
+    /// Directory of the collector's spool.
+    #[arg(long, env = "KUBEMETER_DATA_DIR", default_value = "./data")]
+    pub data_dir: std::path::PathBuf,
+    /// Where the collector serves /metrics.
+    #[arg(
+        long,
+        env = "KUBEMETER_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: SocketAddr,
+    /// Simulated nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Pod slots per simulated node.
+    #[arg(long, default_value_t = 12)]
+    pub pods_per_node: usize,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Collect(args) => collect(args).await,
+        Command::Simulate(args) => simulate(args).await,
         Command::Demo(args) => demo(args).await,
     }
 }
@@ -65,6 +140,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(app.run_until_stopped().await?)
 }
 
+async fn collect(args: CollectArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let influx = InfluxClient::new(args.influx.to_config()?);
+    let _guards = telemetry::init(&args.log.log_dir)?;
+    collector::run(settings, influx).await
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let sim = Simulator::build(settings)?;
+    println!(
+        "simulated cluster ({} nodes × {} pod slots, seed {}) at http://127.0.0.1:{}",
+        args.nodes,
+        args.pods_per_node,
+        args.seed,
+        sim.port()
+    );
+    Ok(sim.run_until_stopped().await?)
+}
+
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut settings = settings(&args.serve)?;
     let _guards = telemetry::init(&args.serve.log.log_dir)?;
@@ -83,24 +178,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             settings.influx.url
         )
     })?;
-    let cluster = DemoCluster::new(args.pods);
-    let now = Utc::now().duration_trunc(chrono::Duration::minutes(1))?;
-    println!(
-        "Loading the demo cluster ({} pods) into InfluxDB…",
-        cluster.pods.len()
-    );
-    let recent = cluster
-        .write(
-            &influx,
-            now - chrono::Duration::hours(2),
-            now,
-            60,
-            Detail::Full,
-        )
-        .await?;
-    // The window of the seed README's curl example, so that it answers unchanged.
+    // The window of the old README's curl example, so that it answers unchanged.
     let dec = Utc.with_ymd_and_hms(2017, 12, 1, 0, 0, 0).unwrap();
-    let old = cluster
+    DemoCluster::new(24)
         .write(
             &influx,
             dec,
@@ -109,32 +189,70 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             Detail::Full,
         )
         .await?;
-    println!("Loaded {} points.", recent + old);
+
+    let sim = Simulator::build(
+        SimulateArgs {
+            nodes: args.nodes,
+            pods_per_node: args.pods_per_node,
+            seed: 1,
+            listen: "127.0.0.1:0".parse()?,
+            failing_nodes: vec![],
+            slow_nodes: vec![],
+        }
+        .settings()?,
+    )?;
+    let collect_settings = CollectSettings {
+        kube_url: Some(format!("http://127.0.0.1:{}", sim.port())),
+        interval: args.scrape_interval,
+        once: false,
+        cluster_name: "demo".into(),
+        label_keys: vec!["team".into(), "cost-center".into()],
+        concurrency: 8,
+        node_timeout: std::time::Duration::from_secs(5),
+        writer: WriterConfig {
+            spool_dir: args.data_dir.join("spool"),
+            spool_max_bytes: 256 << 20,
+        },
+        metrics_listen: Some(args.metrics_listen),
+        shard: None,
+    };
+    tokio::spawn(sim.run_until_stopped());
+    tokio::spawn(async move {
+        if let Err(e) = collector::run(collect_settings, influx).await {
+            tracing::error!(error = %format!("{e:#}"), "the demo's collector stopped");
+        }
+    });
 
     let app = Application::build(settings)?;
     let port = app.port();
-    tokio::spawn(keep_writing(cluster, influx));
     println!();
     println!("kubemeter demo is running at http://127.0.0.1:{port}");
+    println!(
+        "  a simulated cluster of {} nodes is scraped every {:?}",
+        args.nodes, args.scrape_interval
+    );
     println!("API credential: X-USERNAME {user}  X-PASSWORD {password}");
     println!("Try:");
     println!(
         "  curl -X POST http://127.0.0.1:{port}/api/cpu/usage_rate -H 'x-username: {user}' \
+         -H 'x-password: {password}' -d '{{\"agg\":\"by-workload\"}}'"
+    );
+    println!(
+        "  curl -X POST http://127.0.0.1:{port}/api/cpu/usage_rate -H 'x-username: {user}' \
          -H 'x-password: {password}' -d '{{\"agg\":\"pod-by-namespace\",\"timeBeginInterval\":\"2017-12-01\",\"timeEndInterval\":\"2017-12-31\"}}'"
     );
+    println!("Collector metrics: http://{}/metrics", args.metrics_listen);
     println!("Press Ctrl-C to stop.");
     Ok(app.run_until_stopped().await?)
 }
 
-/// Keeps "the last 60 minutes" populated while the demo runs.
-async fn keep_writing(cluster: DemoCluster, influx: InfluxClient) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        let mut buf = String::new();
-        cluster.lines_at(Utc::now(), Detail::Full, &mut buf);
-        if let Err(e) = influx.write(buf).await {
-            tracing::warn!(error = %e, "demo: could not write the latest points");
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -11,6 +11,29 @@ use std::time::Duration;
 use crate::influx::client::InfluxAuth;
 use crate::influx::InfluxConfig;
 
+/// `30s`, `15m`, `1h`, `1d`.
+pub fn parse_duration_seconds(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(scale).filter(|&secs| secs > 0)
+}
+
+/// A clap value parser for durations such as `15s` or `1m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_seconds(s)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is not a duration; use a number and s, m, h or d, e.g. 15s"))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("INFLUXDB_URL {0:?} is not an http(s) URL; use e.g. http://localhost:8086")]
@@ -140,6 +163,96 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "KUBEMETER_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
+}
+
+/// What `collect` needs (DESIGN.md §2, §3).
+#[derive(Args, Debug, Clone)]
+pub struct CollectArgs {
+    #[command(flatten)]
+    pub influx: InfluxArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Kubernetes API server URL (default: kubeconfig or in-cluster config).
+    #[arg(long, env = "KUBEMETER_KUBE_URL")]
+    pub kube_url: Option<String>,
+    /// One scrape round, flush, exit (for cron and tests).
+    #[arg(long)]
+    pub once: bool,
+    /// Time between scrape rounds.
+    #[arg(long, env = "KUBEMETER_SCRAPE_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub scrape_interval: Duration,
+    /// The `cluster_name` tag.
+    #[arg(long, env = "KUBEMETER_CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
+    /// Pod (or, failing that, namespace) labels copied into `label_<key>` tags, e.g. team,cost-center.
+    #[arg(long, env = "KUBEMETER_LABEL_TAGS", value_delimiter = ',')]
+    pub label_tags: Vec<String>,
+    /// Directory of the spool (and, for `serve`, the SQLite file).
+    #[arg(long, env = "KUBEMETER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Most bytes the spool keeps while InfluxDB is away (a quantity: 512Mi, 1Gi, …).
+    #[arg(long, env = "KUBEMETER_SPOOL_MAX_BYTES", default_value = "1Gi")]
+    pub spool_max_bytes: String,
+    /// Where the collector serves /metrics.
+    #[arg(
+        long,
+        env = "KUBEMETER_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_listen: SocketAddr,
+    /// Nodes scraped at once.
+    #[arg(long, env = "KUBEMETER_SCRAPE_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: usize,
+    /// Longest wait for one node's summary.
+    #[arg(long, env = "KUBEMETER_NODE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub node_timeout: Duration,
+    /// Scrape only this replica's share of the nodes: i/n (e.g. 0/3).
+    #[arg(long, env = "KUBEMETER_SHARD")]
+    pub shard: Option<String>,
+}
+
+impl CollectArgs {
+    pub fn settings(&self) -> anyhow::Result<crate::collector::CollectSettings> {
+        use crate::api::request::LabelKey;
+        use crate::collector::{quantity, writer::WriterConfig, CollectSettings, Shard};
+        for key in &self.label_tags {
+            if LabelKey::parse(key).is_none() {
+                anyhow::bail!("KUBEMETER_LABEL_TAGS: {key:?} is not a Kubernetes label key (e.g. team or example.com/team)");
+            }
+        }
+        let spool_max_bytes = quantity::whole(&self.spool_max_bytes)
+            .filter(|b| *b > 0)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "KUBEMETER_SPOOL_MAX_BYTES {:?} is not a size; use e.g. 512Mi or 1Gi",
+                    self.spool_max_bytes
+                )
+            })?;
+        let shard = match &self.shard {
+            None => None,
+            Some(s) => Some(Shard::parse(s).ok_or_else(|| {
+                anyhow::anyhow!("KUBEMETER_SHARD {s:?} is not i/n with i < n, e.g. 0/3")
+            })?),
+        };
+        if self.concurrency == 0 {
+            anyhow::bail!("KUBEMETER_SCRAPE_CONCURRENCY must be at least 1");
+        }
+        Ok(CollectSettings {
+            kube_url: self.kube_url.clone(),
+            interval: self.scrape_interval,
+            once: self.once,
+            cluster_name: self.cluster_name.clone(),
+            label_keys: self.label_tags.clone(),
+            concurrency: self.concurrency,
+            node_timeout: self.node_timeout,
+            writer: WriterConfig {
+                spool_dir: self.data_dir.join("spool"),
+                spool_max_bytes: spool_max_bytes as u64,
+            },
+            metrics_listen: Some(self.metrics_listen),
+            shard,
+        })
+    }
 }
 
 #[cfg(test)]

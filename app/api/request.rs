@@ -5,6 +5,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
+use crate::config::parse_duration_seconds;
 use crate::influx::ql::Func;
 
 /// Most raw points one request may ask for.
@@ -270,22 +271,6 @@ fn parse_time(field: &'static str, v: &Value) -> Result<DateTime<Utc>, RequestEr
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| bad())
-}
-
-/// `30s`, `15m`, `1h`, `1d`.
-pub fn parse_duration_seconds(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(scale).filter(|&secs| secs > 0)
 }
 
 fn parse_step(v: &Value, window: Window) -> Result<u64, RequestError> {

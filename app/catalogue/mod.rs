@@ -82,9 +82,59 @@ const fn main(metric: Metric) -> Metric {
     }
 }
 
+/// Measurement names, spelled once; everything else refers to these.
+pub mod name {
+    pub const CPU_LIMIT: &str = "cpu/limit";
+    pub const CPU_NODE_CAPACITY: &str = "cpu/node_capacity";
+    pub const CPU_NODE_ALLOCATABLE: &str = "cpu/node_allocatable";
+    pub const CPU_NODE_RESERVATION: &str = "cpu/node_reservation";
+    pub const CPU_NODE_UTILIZATION: &str = "cpu/node_utilization";
+    pub const CPU_REQUEST: &str = "cpu/request";
+    pub const CPU_USAGE: &str = "cpu/usage";
+    pub const CPU_USAGE_RATE: &str = "cpu/usage_rate";
+    pub const FILESYSTEM_USAGE: &str = "filesystem/usage";
+    pub const FILESYSTEM_LIMIT: &str = "filesystem/limit";
+    pub const FILESYSTEM_AVAILABLE: &str = "filesystem/available";
+    pub const FILESYSTEM_INODES: &str = "filesystem/inodes";
+    pub const FILESYSTEM_INODES_FREE: &str = "filesystem/inodes_free";
+    pub const GPU_USAGE: &str = "gpu/usage";
+    pub const MEMORY_LIMIT: &str = "memory/limit";
+    pub const MEMORY_MAJOR_PAGE_FAULTS: &str = "memory/major_page_faults";
+    pub const MEMORY_MAJOR_PAGE_FAULTS_RATE: &str = "memory/major_page_faults_rate";
+    pub const MEMORY_NODE_CAPACITY: &str = "memory/node_capacity";
+    pub const MEMORY_NODE_ALLOCATABLE: &str = "memory/node_allocatable";
+    pub const MEMORY_NODE_RESERVATION: &str = "memory/node_reservation";
+    pub const MEMORY_NODE_UTILIZATION: &str = "memory/node_utilization";
+    pub const MEMORY_PAGE_FAULTS: &str = "memory/page_faults";
+    pub const MEMORY_PAGE_FAULTS_RATE: &str = "memory/page_faults_rate";
+    pub const MEMORY_REQUEST: &str = "memory/request";
+    pub const MEMORY_USAGE: &str = "memory/usage";
+    pub const MEMORY_CACHE: &str = "memory/cache";
+    pub const MEMORY_WORKING_SET: &str = "memory/working_set";
+    pub const NETWORK_RX: &str = "network/rx";
+    pub const NETWORK_RX_ERRORS: &str = "network/rx_errors";
+    pub const NETWORK_RX_ERRORS_RATE: &str = "network/rx_errors_rate";
+    pub const NETWORK_RX_RATE: &str = "network/rx_rate";
+    pub const NETWORK_TX: &str = "network/tx";
+    pub const NETWORK_TX_ERRORS: &str = "network/tx_errors";
+    pub const NETWORK_TX_ERRORS_RATE: &str = "network/tx_errors_rate";
+    pub const NETWORK_TX_RATE: &str = "network/tx_rate";
+    pub const UPTIME: &str = "uptime";
+    pub const EPHEMERAL_STORAGE_USAGE: &str = "ephemeral_storage/usage";
+    pub const EPHEMERAL_STORAGE_REQUEST: &str = "ephemeral_storage/request";
+    pub const EPHEMERAL_STORAGE_LIMIT: &str = "ephemeral_storage/limit";
+    pub const RESTART_COUNT: &str = "restart_count";
+    pub const NVIDIA_COM_GPU_REQUEST: &str = "nvidia.com/gpu/request";
+    pub const NVIDIA_COM_GPU_LIMIT: &str = "nvidia.com/gpu/limit";
+    pub const ACCELERATOR_MEMORY_TOTAL: &str = "accelerator/memory_total";
+    pub const ACCELERATOR_MEMORY_USED: &str = "accelerator/memory_used";
+    pub const ACCELERATOR_DUTY_CYCLE: &str = "accelerator/duty_cycle";
+    pub const MEMORY_RSS: &str = "memory/rss";
+}
+
 pub static METRICS: &[Metric] = &[
     m(
-        "cpu/limit",
+        name::CPU_LIMIT,
         "millicores",
         Gauge,
         Int,
@@ -92,7 +142,7 @@ pub static METRICS: &[Metric] = &[
         "CPU hard limit in millicores.",
     ),
     m(
-        "cpu/node_capacity",
+        name::CPU_NODE_CAPACITY,
         "millicores",
         Gauge,
         Float,
@@ -100,7 +150,7 @@ pub static METRICS: &[Metric] = &[
         "CPU capacity of a node.",
     ),
     m(
-        "cpu/node_allocatable",
+        name::CPU_NODE_ALLOCATABLE,
         "millicores",
         Gauge,
         Float,
@@ -108,7 +158,7 @@ pub static METRICS: &[Metric] = &[
         "CPU allocatable of a node.",
     ),
     m(
-        "cpu/node_reservation",
+        name::CPU_NODE_RESERVATION,
         "ratio",
         Gauge,
         Float,
@@ -116,7 +166,7 @@ pub static METRICS: &[Metric] = &[
         "Share of CPU that is reserved on the node allocatable.",
     ),
     m(
-        "cpu/node_utilization",
+        name::CPU_NODE_UTILIZATION,
         "ratio",
         Gauge,
         Float,
@@ -124,7 +174,7 @@ pub static METRICS: &[Metric] = &[
         "CPU utilization as a share of node allocatable.",
     ),
     m(
-        "cpu/request",
+        name::CPU_REQUEST,
         "millicores",
         Gauge,
         Int,
@@ -132,7 +182,7 @@ pub static METRICS: &[Metric] = &[
         "CPU request (the guaranteed amount of resources) in millicores.",
     ),
     m(
-        "cpu/usage",
+        name::CPU_USAGE,
         "nanoseconds",
         Counter,
         Int,
@@ -140,7 +190,7 @@ pub static METRICS: &[Metric] = &[
         "Cumulative CPU usage on all cores.",
     ),
     main(m(
-        "cpu/usage_rate",
+        name::CPU_USAGE_RATE,
         "millicores",
         Gauge,
         Int,
@@ -148,7 +198,7 @@ pub static METRICS: &[Metric] = &[
         "CPU usage on all cores in millicores.",
     )),
     m(
-        "filesystem/usage",
+        name::FILESYSTEM_USAGE,
         "bytes",
         Gauge,
         Int,
@@ -156,7 +206,7 @@ pub static METRICS: &[Metric] = &[
         "Total number of bytes consumed on a filesystem.",
     ),
     m(
-        "filesystem/limit",
+        name::FILESYSTEM_LIMIT,
         "bytes",
         Gauge,
         Int,
@@ -164,7 +214,7 @@ pub static METRICS: &[Metric] = &[
         "The total size of filesystem in bytes.",
     ),
     m(
-        "filesystem/available",
+        name::FILESYSTEM_AVAILABLE,
         "bytes",
         Gauge,
         Int,
@@ -172,7 +222,7 @@ pub static METRICS: &[Metric] = &[
         "The number of available bytes remaining in the filesystem.",
     ),
     m(
-        "filesystem/inodes",
+        name::FILESYSTEM_INODES,
         "count",
         Gauge,
         Int,
@@ -180,7 +230,7 @@ pub static METRICS: &[Metric] = &[
         "The number of available inodes in the filesystem.",
     ),
     m(
-        "filesystem/inodes_free",
+        name::FILESYSTEM_INODES_FREE,
         "count",
         Gauge,
         Int,
@@ -188,7 +238,7 @@ pub static METRICS: &[Metric] = &[
         "The number of free inodes remaining in the filesystem.",
     ),
     main(m(
-        "gpu/usage",
+        name::GPU_USAGE,
         "megabytes",
         Gauge,
         Int,
@@ -196,7 +246,7 @@ pub static METRICS: &[Metric] = &[
         "The GPU memory used by all GPUs of the pod, in megabytes.",
     )),
     m(
-        "memory/limit",
+        name::MEMORY_LIMIT,
         "bytes",
         Gauge,
         Int,
@@ -204,7 +254,7 @@ pub static METRICS: &[Metric] = &[
         "Memory hard limit in bytes.",
     ),
     m(
-        "memory/major_page_faults",
+        name::MEMORY_MAJOR_PAGE_FAULTS,
         "count",
         Counter,
         Int,
@@ -212,7 +262,7 @@ pub static METRICS: &[Metric] = &[
         "Number of major page faults.",
     ),
     m(
-        "memory/major_page_faults_rate",
+        name::MEMORY_MAJOR_PAGE_FAULTS_RATE,
         "per second",
         Gauge,
         Float,
@@ -220,7 +270,7 @@ pub static METRICS: &[Metric] = &[
         "Number of major page faults per second.",
     ),
     m(
-        "memory/node_capacity",
+        name::MEMORY_NODE_CAPACITY,
         "bytes",
         Gauge,
         Float,
@@ -228,7 +278,7 @@ pub static METRICS: &[Metric] = &[
         "Memory capacity of a node.",
     ),
     m(
-        "memory/node_allocatable",
+        name::MEMORY_NODE_ALLOCATABLE,
         "bytes",
         Gauge,
         Float,
@@ -236,7 +286,7 @@ pub static METRICS: &[Metric] = &[
         "Memory allocatable of a node.",
     ),
     m(
-        "memory/node_reservation",
+        name::MEMORY_NODE_RESERVATION,
         "ratio",
         Gauge,
         Float,
@@ -244,7 +294,7 @@ pub static METRICS: &[Metric] = &[
         "Share of memory that is reserved on the node allocatable.",
     ),
     m(
-        "memory/node_utilization",
+        name::MEMORY_NODE_UTILIZATION,
         "ratio",
         Gauge,
         Float,
@@ -252,7 +302,7 @@ pub static METRICS: &[Metric] = &[
         "Memory utilization as a share of memory allocatable.",
     ),
     m(
-        "memory/page_faults",
+        name::MEMORY_PAGE_FAULTS,
         "count",
         Counter,
         Int,
@@ -260,7 +310,7 @@ pub static METRICS: &[Metric] = &[
         "Number of page faults.",
     ),
     m(
-        "memory/page_faults_rate",
+        name::MEMORY_PAGE_FAULTS_RATE,
         "per second",
         Gauge,
         Float,
@@ -268,7 +318,7 @@ pub static METRICS: &[Metric] = &[
         "Number of page faults per second.",
     ),
     m(
-        "memory/request",
+        name::MEMORY_REQUEST,
         "bytes",
         Gauge,
         Int,
@@ -276,7 +326,7 @@ pub static METRICS: &[Metric] = &[
         "Memory request (the guaranteed amount of resources) in bytes.",
     ),
     main(m(
-        "memory/usage",
+        name::MEMORY_USAGE,
         "bytes",
         Gauge,
         Int,
@@ -284,16 +334,23 @@ pub static METRICS: &[Metric] = &[
         "Total memory usage.",
     )),
     m(
-        "memory/cache",
+        name::MEMORY_CACHE,
         "bytes",
         Gauge,
         Int,
         Pod,
         "Cache memory usage.",
     ),
-    m("memory/rss", "bytes", Gauge, Int, Pod, "RSS memory usage."),
     m(
-        "memory/working_set",
+        name::MEMORY_RSS,
+        "bytes",
+        Gauge,
+        Int,
+        Pod,
+        "RSS memory usage.",
+    ),
+    m(
+        name::MEMORY_WORKING_SET,
         "bytes",
         Gauge,
         Int,
@@ -301,7 +358,7 @@ pub static METRICS: &[Metric] = &[
         "Total working set usage: memory in use that the kernel cannot easily drop.",
     ),
     m(
-        "network/rx",
+        name::NETWORK_RX,
         "bytes",
         Counter,
         Int,
@@ -309,7 +366,7 @@ pub static METRICS: &[Metric] = &[
         "Cumulative number of bytes received over the network.",
     ),
     m(
-        "network/rx_errors",
+        name::NETWORK_RX_ERRORS,
         "count",
         Counter,
         Int,
@@ -317,7 +374,7 @@ pub static METRICS: &[Metric] = &[
         "Cumulative number of errors while receiving over the network.",
     ),
     m(
-        "network/rx_errors_rate",
+        name::NETWORK_RX_ERRORS_RATE,
         "per second",
         Gauge,
         Float,
@@ -325,7 +382,7 @@ pub static METRICS: &[Metric] = &[
         "Number of errors while receiving over the network per second.",
     ),
     m(
-        "network/rx_rate",
+        name::NETWORK_RX_RATE,
         "bytes per second",
         Gauge,
         Float,
@@ -333,7 +390,7 @@ pub static METRICS: &[Metric] = &[
         "Number of bytes received over the network per second.",
     ),
     m(
-        "network/tx",
+        name::NETWORK_TX,
         "bytes",
         Counter,
         Int,
@@ -341,7 +398,7 @@ pub static METRICS: &[Metric] = &[
         "Cumulative number of bytes sent over the network.",
     ),
     m(
-        "network/tx_errors",
+        name::NETWORK_TX_ERRORS,
         "count",
         Counter,
         Int,
@@ -349,7 +406,7 @@ pub static METRICS: &[Metric] = &[
         "Cumulative number of errors while sending over the network.",
     ),
     m(
-        "network/tx_errors_rate",
+        name::NETWORK_TX_ERRORS_RATE,
         "per second",
         Gauge,
         Float,
@@ -357,7 +414,7 @@ pub static METRICS: &[Metric] = &[
         "Number of errors while sending over the network per second.",
     ),
     m(
-        "network/tx_rate",
+        name::NETWORK_TX_RATE,
         "bytes per second",
         Gauge,
         Float,
@@ -365,7 +422,7 @@ pub static METRICS: &[Metric] = &[
         "Number of bytes sent over the network per second.",
     ),
     main(m(
-        "uptime",
+        name::UPTIME,
         "milliseconds",
         Gauge,
         Int,
@@ -373,7 +430,7 @@ pub static METRICS: &[Metric] = &[
         "Number of milliseconds since the container was started.",
     )),
     m(
-        "ephemeral_storage/usage",
+        name::EPHEMERAL_STORAGE_USAGE,
         "bytes",
         Gauge,
         Int,
@@ -381,7 +438,7 @@ pub static METRICS: &[Metric] = &[
         "Ephemeral storage (logs, writable layers, emptyDir) used by the pod.",
     ),
     m(
-        "ephemeral_storage/request",
+        name::EPHEMERAL_STORAGE_REQUEST,
         "bytes",
         Gauge,
         Int,
@@ -389,7 +446,7 @@ pub static METRICS: &[Metric] = &[
         "Ephemeral storage request in bytes.",
     ),
     m(
-        "ephemeral_storage/limit",
+        name::EPHEMERAL_STORAGE_LIMIT,
         "bytes",
         Gauge,
         Int,
@@ -397,7 +454,7 @@ pub static METRICS: &[Metric] = &[
         "Ephemeral storage limit in bytes.",
     ),
     m(
-        "restart_count",
+        name::RESTART_COUNT,
         "count",
         Gauge,
         Int,
@@ -405,7 +462,7 @@ pub static METRICS: &[Metric] = &[
         "How many times the container has restarted.",
     ),
     m(
-        "nvidia.com/gpu/request",
+        name::NVIDIA_COM_GPU_REQUEST,
         "GPUs",
         Gauge,
         Int,
@@ -413,7 +470,7 @@ pub static METRICS: &[Metric] = &[
         "GPUs requested (nvidia.com/gpu).",
     ),
     m(
-        "nvidia.com/gpu/limit",
+        name::NVIDIA_COM_GPU_LIMIT,
         "GPUs",
         Gauge,
         Int,
@@ -421,7 +478,7 @@ pub static METRICS: &[Metric] = &[
         "GPUs allocated (nvidia.com/gpu limit); GPU billing uses this.",
     ),
     m(
-        "accelerator/memory_total",
+        name::ACCELERATOR_MEMORY_TOTAL,
         "bytes",
         Gauge,
         Int,
@@ -429,7 +486,7 @@ pub static METRICS: &[Metric] = &[
         "Memory of the container's accelerators.",
     ),
     m(
-        "accelerator/memory_used",
+        name::ACCELERATOR_MEMORY_USED,
         "bytes",
         Gauge,
         Int,
@@ -437,7 +494,7 @@ pub static METRICS: &[Metric] = &[
         "Accelerator memory in use.",
     ),
     m(
-        "accelerator/duty_cycle",
+        name::ACCELERATOR_DUTY_CYCLE,
         "percent",
         Gauge,
         Int,

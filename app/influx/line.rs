@@ -34,6 +34,43 @@ pub fn write_point(
     value: Value,
     time_ns: i64,
 ) -> Result<(), LineError> {
+    let mut tagset = String::new();
+    for (key, val) in tags {
+        push_tag(&mut tagset, key, val);
+    }
+    write_point_with_tagset(buf, measurement, &tagset, value, time_ns)
+}
+
+/// Appends `,key=value` (escaped) to a tag set; an empty key or value is left out.
+pub fn push_tag(tagset: &mut String, key: &str, value: &str) {
+    if key.is_empty() || value.is_empty() {
+        return;
+    }
+    tagset.push(',');
+    escape_into(tagset, key, &[',', '=', ' ']);
+    tagset.push('=');
+    escape_into(tagset, value, &[',', '=', ' ']);
+}
+
+/// A tag set built once with [`push_tag`] from `(key, value)` pairs, sorted by key (InfluxDB
+/// indexes sorted tags fastest).
+pub fn tagset(tags: &mut [(&str, &str)]) -> String {
+    tags.sort_unstable_by_key(|(k, _)| *k);
+    let mut out = String::new();
+    for (k, v) in tags.iter() {
+        push_tag(&mut out, k, v);
+    }
+    out
+}
+
+/// The hot path: one point whose tag set was built (and escaped) beforehand with [`tagset`].
+pub fn write_point_with_tagset(
+    buf: &mut String,
+    measurement: &str,
+    tagset: &str,
+    value: Value,
+    time_ns: i64,
+) -> Result<(), LineError> {
     if measurement.is_empty() {
         return Err(LineError::EmptyMeasurement);
     }
@@ -43,15 +80,7 @@ pub fn write_point(
         }
     }
     escape_into(buf, measurement, &[',', ' ']);
-    for (key, val) in tags {
-        if val.is_empty() || key.is_empty() {
-            continue;
-        }
-        buf.push(',');
-        escape_into(buf, key, &[',', '=', ' ']);
-        buf.push('=');
-        escape_into(buf, val, &[',', '=', ' ']);
-    }
+    buf.push_str(tagset);
     buf.push_str(" value=");
     // Writing into a String cannot fail.
     let _ = match value {
@@ -169,6 +198,15 @@ mod tests {
         assert!(write_point(&mut buf, "m", &[], Value::Float(f64::NAN), 0).is_err());
         assert!(write_point(&mut buf, "m", &[], Value::Float(f64::INFINITY), 0).is_err());
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_prebuilt_tagset_is_sorted_and_escaped_once() {
+        let tags = tagset(&mut [("type", "pod"), ("namespace_name", "a b"), ("empty", "")]);
+        assert_eq!(tags, ",namespace_name=a\\ b,type=pod");
+        let mut buf = String::new();
+        write_point_with_tagset(&mut buf, "uptime", &tags, Value::Int(7), 9).unwrap();
+        assert_eq!(buf, "uptime,namespace_name=a\\ b,type=pod value=7i 9\n");
     }
 
     #[test]

@@ -1,0 +1,304 @@
+//! The collector: every scrape interval, read each node's kubelet summary, tag every sample
+//! with its owner, and write Heapster-compatible points to InfluxDB without losing any.
+
+pub mod kube;
+pub mod metrics;
+pub mod owners;
+pub mod points;
+pub mod quantity;
+pub mod rates;
+pub mod spool;
+pub mod summary;
+pub mod writer;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use self::kube::{fetch_summary, KubeView};
+use self::metrics::Metrics;
+use self::owners::Owner;
+use self::points::{encode_summary, encode_totals, Totals};
+use self::rates::Rates;
+use self::writer::{WriterConfig, WriterHandle};
+use crate::api::error_chain;
+use crate::influx::InfluxClient;
+
+/// Rounds a counter series may miss before its last sample is forgotten.
+const KEEP_ROUNDS: u64 = 4;
+
+/// This replica's part of the nodes (`--shard i/n`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub fn parse(s: &str) -> Option<Shard> {
+        let (i, n) = s.split_once('/')?;
+        let (index, count) = (i.trim().parse().ok()?, n.trim().parse().ok()?);
+        (count > 0 && index < count).then_some(Shard { index, count })
+    }
+
+    /// FNV-1a of the node name: stable across replicas and restarts.
+    pub fn owns(&self, node: &str) -> bool {
+        let hash = node.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        hash % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CollectSettings {
+    pub kube_url: Option<String>,
+    pub interval: Duration,
+    pub once: bool,
+    pub cluster_name: String,
+    pub label_keys: Vec<String>,
+    pub concurrency: usize,
+    pub node_timeout: Duration,
+    pub writer: WriterConfig,
+    pub metrics_listen: Option<SocketAddr>,
+    pub shard: Option<Shard>,
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundReport {
+    pub nodes: usize,
+    pub failed_nodes: Vec<String>,
+    pub points: usize,
+}
+
+pub struct Collector {
+    view: KubeView,
+    settings: CollectSettings,
+    rates: Rates,
+    owners: HashMap<String, Owner>,
+    metrics: Arc<Metrics>,
+    writer: WriterHandle,
+}
+
+/// A client for the API server at `url`, or from kubeconfig / in-cluster config.
+pub async fn kube_client(url: Option<&str>) -> anyhow::Result<::kube::Client> {
+    let config = match url {
+        Some(url) => {
+            let uri: http::Uri = url.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "KUBEMETER_KUBE_URL {url:?} is not a URL; use e.g. https://10.0.0.1:6443"
+                )
+            })?;
+            ::kube::Config::new(uri)
+        }
+        None => ::kube::Config::infer().await.map_err(|e| {
+            anyhow::anyhow!(
+                "no Kubernetes API server: set KUBEMETER_KUBE_URL or provide a kubeconfig ({e})"
+            )
+        })?,
+    };
+    Ok(::kube::Client::try_from(config)?)
+}
+
+impl Collector {
+    /// Starts watching the cluster and waits (up to `wait`) for the first lists.
+    pub async fn start(
+        client: ::kube::Client,
+        settings: CollectSettings,
+        metrics: Arc<Metrics>,
+        writer: WriterHandle,
+        wait: Duration,
+    ) -> anyhow::Result<Self> {
+        let view = KubeView::start(client);
+        match tokio::time::timeout(wait, view.ready()).await {
+            Ok(true) => {}
+            _ => anyhow::bail!(
+                "could not list nodes and pods from the Kubernetes API within {wait:?}; check KUBEMETER_KUBE_URL and the collector's RBAC"
+            ),
+        }
+        Ok(Collector {
+            view,
+            settings,
+            rates: Rates::default(),
+            owners: HashMap::new(),
+            metrics,
+            writer,
+        })
+    }
+
+    /// One scrape round: every node (at most `concurrency` at a time, each bounded by the
+    /// node timeout, so a slow node delays nobody), then the namespace and cluster sums.
+    #[tracing::instrument(skip_all)]
+    pub async fn round(&mut self) -> RoundReport {
+        let started = chrono::Utc::now();
+        let cluster = self.view.snapshot(
+            &self.settings.cluster_name,
+            &self.settings.label_keys,
+            &mut self.owners,
+        );
+        let nodes: Vec<String> = self
+            .view
+            .node_names()
+            .into_iter()
+            .filter(|n| self.settings.shard.is_none_or(|s| s.owns(n)))
+            .collect();
+        let client = self.view.client.clone();
+        let timeout = self.settings.node_timeout;
+        let mut results = futures::stream::iter(nodes.clone())
+            .map(|node| {
+                let client = client.clone();
+                async move {
+                    let t0 = Instant::now();
+                    let summary = fetch_summary(&client, &node, timeout).await;
+                    (node, t0.elapsed(), summary)
+                }
+            })
+            .buffer_unordered(self.settings.concurrency.max(1));
+        let mut report = RoundReport {
+            nodes: nodes.len(),
+            ..RoundReport::default()
+        };
+        let mut totals = Totals::default();
+        while let Some((node, took, summary)) = results.next().await {
+            self.metrics.scraped(&node, took, summary.is_ok());
+            match summary {
+                Ok(summary) => {
+                    let mut buf = String::with_capacity(64 * 1024);
+                    report.points +=
+                        encode_summary(&summary, &cluster, &mut self.rates, &mut totals, &mut buf);
+                    self.writer.send(buf).await;
+                }
+                Err(e) => {
+                    tracing::warn!(node = %node, error = %error_chain(&e), "scrape failed");
+                    report.failed_nodes.push(node);
+                }
+            }
+        }
+        // With shards, each replica sees only part of a namespace: its sums would be partial.
+        if self.settings.shard.is_none() {
+            let mut buf = String::new();
+            let t = started.timestamp_nanos_opt().unwrap_or_default();
+            report.points += encode_totals(&totals, &self.settings.cluster_name, t, &mut buf);
+            self.writer.send(buf).await;
+        }
+        self.rates.next_round(KEEP_ROUNDS);
+        self.metrics.round_done(report.points);
+        tracing::info!(
+            nodes = report.nodes,
+            failed = report.failed_nodes.len(),
+            points = report.points,
+            "round done"
+        );
+        report
+    }
+}
+
+/// `/metrics` and `/healthz` of the collector.
+pub fn serve_metrics(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<u16> {
+    let listener = TcpListener::bind(addr)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (KUBEMETER_METRICS_LISTEN): {e}"))?;
+    let port = listener.local_addr()?.port();
+    let data = web::Data::from(metrics);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route(
+                "/metrics",
+                web::get().to(|m: web::Data<Metrics>| async move {
+                    HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4")
+                        .body(m.render())
+                }),
+            )
+            .route(
+                "/healthz",
+                web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
+            )
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    tokio::spawn(server);
+    Ok(port)
+}
+
+/// `kubemeter collect`: rounds every interval until Ctrl-C or SIGTERM (or one round with
+/// `--once`), then flushes the writer.
+pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = settings.metrics_listen {
+        let port = serve_metrics(addr, metrics.clone())?;
+        tracing::info!(port, "collector metrics on /metrics");
+    }
+    let client = kube_client(settings.kube_url.as_deref()).await?;
+    if let Err(e) = influx.create_database().await {
+        tracing::warn!(error = %error_chain(&e), "cannot create the InfluxDB database now; samples will be spooled until InfluxDB answers");
+    }
+    let (writer, writer_task) =
+        writer::spawn(influx, &settings.writer, metrics.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the spool in {} (KUBEMETER_DATA_DIR): {e}",
+                settings.writer.spool_dir.display()
+            )
+        })?;
+    let once = settings.once;
+    let interval = settings.interval;
+    let mut collector =
+        Collector::start(client, settings, metrics, writer, Duration::from_secs(60)).await?;
+    if once {
+        collector.round().await;
+    } else {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stop = std::pin::pin!(shutdown_signal());
+        loop {
+            tokio::select! {
+                _ = tick.tick() => { collector.round().await; }
+                _ = &mut stop => break,
+            }
+        }
+    }
+    drop(collector);
+    tracing::info!("flushing the writer");
+    writer_task.await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_nodes_without_overlap_or_gaps() {
+        let shards: Vec<Shard> = (0..3)
+            .map(|i| Shard::parse(&format!("{i}/3")).unwrap())
+            .collect();
+        for n in 0..100 {
+            let node = format!("node-{n:03}");
+            assert_eq!(shards.iter().filter(|s| s.owns(&node)).count(), 1, "{node}");
+        }
+        assert_eq!(Shard::parse("3/3"), None);
+        assert_eq!(Shard::parse("x"), None);
+    }
+}
