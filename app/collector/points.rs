@@ -668,3 +668,237 @@ pub fn encode_totals(totals: &Totals, cluster_name: &str, time_ns: i64, out: &mu
     put(&mut out, &tags, &totals.cluster);
     out.points
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::owners::OwnerRef;
+
+    const V1_18: &str = include_str!("testdata/summary-v1.18-accelerators.json");
+    const V1_30: &str = include_str!("testdata/summary-v1.30.json");
+    const PARTIAL: &str = include_str!("testdata/summary-partial.json");
+
+    fn summary(json: &str) -> Summary {
+        serde_json::from_str(json).expect("a kubelet summary")
+    }
+
+    fn encode(s: &Summary, cluster: &Cluster, rates: &mut Rates) -> String {
+        let mut out = String::new();
+        let n = encode_summary(s, cluster, rates, &mut Totals::default(), &mut out);
+        assert_eq!(n, out.lines().count(), "the count matches the lines");
+        out
+    }
+
+    /// Lines of `measurement` whose tags contain every one of `tags`.
+    fn lines<'a>(out: &'a str, measurement: &str, tags: &[&str]) -> Vec<&'a str> {
+        out.lines()
+            .filter(|l| l.starts_with(&format!("{measurement},")))
+            .filter(|l| {
+                tags.iter()
+                    .all(|t| l.contains(&format!(",{t},")) || l.contains(&format!(",{t} ")))
+            })
+            .collect()
+    }
+
+    fn value(line: &str) -> &str {
+        line.split(" value=")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+    }
+
+    fn checkout_cluster(host_network: bool) -> Cluster {
+        let mut containers = HashMap::new();
+        containers.insert(
+            "app".to_string(),
+            ContainerSpec {
+                image: "registry.example/shop/app:2.1".into(),
+                cpu_request_millicores: Some(250),
+                memory_request_bytes: Some(268_435_456),
+                ..ContainerSpec::default()
+            },
+        );
+        let info = PodInfo {
+            uid: "0c5e4a2b-8d1f-4e3a-9b6c-7d2e1f0a9b8c".into(),
+            owner: Some(Owner {
+                owner: Some(OwnerRef::new("ReplicaSet", "checkout-6b7c9d5f4")),
+                workload: OwnerRef::new("Deployment", "checkout"),
+            }),
+            label_tags: vec![("label_team".into(), "payments".into())],
+            labels: "app:checkout".into(),
+            host_network,
+            containers,
+        };
+        let mut pods = HashMap::new();
+        pods.insert(
+            ("shop".to_string(), "checkout-6b7c9d5f4-x2x9k".to_string()),
+            info,
+        );
+        Cluster {
+            name: "c1".into(),
+            pods,
+            nodes: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_container_point_carries_every_tag_sorted_and_the_kubelets_sample_time() {
+        let out = encode(
+            &summary(V1_30),
+            &checkout_cluster(false),
+            &mut Rates::default(),
+        );
+        let line = lines(&out, "cpu/usage", &["container_name=app"]);
+        assert_eq!(
+            line,
+            ["cpu/usage,cluster_name=c1,container_base_image=registry.example/shop/app:2.1,container_name=app,\
+              label_team=payments,labels=app:checkout,namespace_name=shop,nodename=ip-10-0-1-17.ec2.internal,\
+              owner_kind=ReplicaSet,owner_name=checkout-6b7c9d5f4,pod_id=0c5e4a2b-8d1f-4e3a-9b6c-7d2e1f0a9b8c,\
+              pod_name=checkout-6b7c9d5f4-x2x9k,type=pod_container,workload_kind=Deployment,workload_name=checkout \
+              value=900000000000i 1714737608000000000"]
+        );
+        let request = lines(&out, "cpu/request", &["container_name=app"]);
+        assert_eq!(value(request[0]), "250i");
+    }
+
+    #[test]
+    fn the_cpu_rate_is_the_counter_change_over_the_sample_interval_in_millicores() {
+        let mut rates = Rates::default();
+        let cluster = checkout_cluster(false);
+        let first = summary(V1_30);
+        let out = encode(&first, &cluster, &mut rates);
+        assert!(
+            lines(&out, "cpu/usage_rate", &["container_name=app"]).is_empty(),
+            "no rate on the first sample"
+        );
+        // 10 s later the app container used 2.5 more CPU-seconds: 250 millicores.
+        let mut second = first.clone();
+        for c in &mut second.pods[0].containers {
+            let cpu = c.cpu.as_mut().unwrap();
+            cpu.time = Some(cpu.time.unwrap() + chrono::Duration::seconds(10));
+            let extra = if c.name == "app" {
+                2_500_000_000
+            } else {
+                200_000_000
+            };
+            cpu.usage_core_nano_seconds = Some(cpu.usage_core_nano_seconds.unwrap() + extra);
+        }
+        let out = encode(&second, &cluster, &mut rates);
+        let app = lines(
+            &out,
+            "cpu/usage_rate",
+            &["container_name=app", "type=pod_container"],
+        );
+        assert_eq!(value(app[0]), "250i");
+        assert!(app[0].ends_with(" 1714737618000000000"));
+        // The pod's rate adds its containers: 250 + 20.
+        let pod = lines(&out, "cpu/usage_rate", &["type=pod"]);
+        assert_eq!(value(pod[0]), "270i");
+    }
+
+    #[test]
+    fn host_network_pods_write_no_network_points() {
+        let out = encode(
+            &summary(V1_30),
+            &checkout_cluster(true),
+            &mut Rates::default(),
+        );
+        assert!(lines(&out, "network/rx", &["type=pod"]).is_empty());
+        let out = encode(
+            &summary(V1_30),
+            &checkout_cluster(false),
+            &mut Rates::default(),
+        );
+        assert_eq!(
+            value(lines(&out, "network/rx", &["type=pod"])[0]),
+            "36000000i"
+        );
+    }
+
+    #[test]
+    fn older_kubelets_accelerators_become_gpu_points() {
+        let out = encode(&summary(V1_18), &Cluster::default(), &mut Rates::default());
+        let used = lines(&out, "accelerator/memory_used", &["container_name=trainer"]);
+        assert_eq!(used.len(), 2, "one per GPU");
+        assert!(used
+            .iter()
+            .any(|l| l.contains("accelerator_id=GPU-8a1f5e6c-0f4b-1c2d-9e8f-7a6b5c4d3e2f")));
+        // (8472756224 + 4236378112) bytes / 1 MiB = 12120.375 MiB.
+        let gpu = lines(&out, "gpu/usage", &["type=pod"]);
+        assert_eq!(gpu, [format!(
+            "gpu/usage,namespace_name=research,nodename=gpu-node-1,pod_id=6f2d9c1e-1b7a-4c52-9d7e-2a1f0b3c4d5e,\
+             pod_name=train-resnet-7d9f8,type=pod value=12120i 1591092005000000000"
+        )]);
+        // 09:00:03 → 10:00:05 is 3602 s.
+        assert_eq!(
+            value(lines(&out, "uptime", &["container_name=trainer"])[0]),
+            "3602000i"
+        );
+        assert_eq!(
+            value(lines(&out, "network/tx_errors", &["type=pod"])[0]),
+            "3i"
+        );
+        assert_eq!(
+            lines(
+                &out,
+                "cpu/usage",
+                &["type=sys_container", "container_name=runtime"]
+            )
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn missing_fields_are_unknown_not_zero() {
+        let out = encode(
+            &summary(PARTIAL),
+            &Cluster::default(),
+            &mut Rates::default(),
+        );
+        // A container with only memory: memory points, no CPU points.
+        assert_eq!(
+            value(lines(&out, "memory/working_set", &["container_name=init-done"])[0]),
+            "1048576i"
+        );
+        assert!(lines(&out, "cpu/usage", &["container_name=init-done"]).is_empty());
+        assert!(lines(&out, "memory/usage", &["container_name=init-done"]).is_empty());
+        // A container with no stats at all writes nothing.
+        assert!(!out.contains("container_name=no-stats-yet"));
+        // A pod without network writes no network; a node without CPU or fs writes neither.
+        assert!(lines(&out, "network/rx", &["pod_name=starting-1"]).is_empty());
+        assert!(lines(&out, "cpu/usage", &["type=node"]).is_empty());
+        assert!(lines(&out, "filesystem/usage", &["type=node"]).is_empty());
+        assert_eq!(
+            value(lines(&out, "memory/usage", &["type=node"])[0]),
+            "1000000000i"
+        );
+        assert_eq!(
+            value(lines(&out, "cpu/usage", &["pod_name=batch-9", "type=pod"])[0]),
+            "3599000000000i"
+        );
+    }
+
+    #[test]
+    fn namespace_and_cluster_sums_add_up_pods_and_nodes() {
+        let mut totals = Totals::default();
+        let mut rates = Rates::default();
+        let cluster = checkout_cluster(false);
+        let mut out = String::new();
+        encode_summary(&summary(V1_30), &cluster, &mut rates, &mut totals, &mut out);
+        // The app container's request (250 m) is all the shop namespace requested.
+        assert_eq!(totals.namespaces["shop"].cpu_request, 250);
+        // 200000000 + 50000000 bytes of working set.
+        assert_eq!(totals.namespaces["shop"].memory_working_set, 250_000_000);
+        assert_eq!(totals.cluster.memory_working_set, 5_000_000_000);
+        let mut sums = String::new();
+        let n = encode_totals(&totals, "c1", 7, &mut sums);
+        assert_eq!(n, 14);
+        assert!(
+            sums.contains("cpu/request,cluster_name=c1,namespace_name=shop,type=ns value=250i 7\n"),
+            "{sums}"
+        );
+    }
+}

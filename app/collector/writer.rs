@@ -143,9 +143,11 @@ impl Writer {
     /// Whether a failed batch is worth keeping; logs and counts the failure either way.
     fn keep_after(&self, e: &InfluxError, lines: usize) -> bool {
         if let InfluxError::Rejected(reason) = e {
-            // A 400 will fail the same way every time; InfluxDB has kept the valid points.
-            tracing::error!(lines, %reason, "InfluxDB rejected points");
-            self.metrics.rejected(lines);
+            // A 400 will fail the same way every time; in a partial write InfluxDB has kept
+            // the valid points.
+            let rejected = rejected_points(reason, lines);
+            tracing::error!(lines, rejected, %reason, "InfluxDB rejected points");
+            self.metrics.rejected(rejected);
             return false;
         }
         tracing::warn!(error = %error_chain(e), lines, "write to InfluxDB failed; spooling");
@@ -211,10 +213,44 @@ impl Writer {
     }
 }
 
+/// How many points a 400 from InfluxDB refused: one per line it could not parse plus its
+/// `dropped=N`; the whole batch when it says neither (nothing was written).
+fn rejected_points(reason: &str, lines: usize) -> usize {
+    let unparsable = reason.matches("unable to parse '").count();
+    let dropped: usize = reason
+        .split("dropped=")
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<usize>().ok()
+        })
+        .sum();
+    if reason.contains("partial write") {
+        (unparsable + dropped).min(lines)
+    } else {
+        lines
+    }
+}
+
 /// A number in `[0, 1)` that differs between processes and calls; no crate needed for jitter.
 fn jitter_fraction() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(Instant::now().elapsed().as_nanos());
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_write_counts_only_the_refused_points() {
+        let parse =
+            "{\"error\":\"partial write: unable to parse 'x y': invalid field format dropped=0\"}";
+        assert_eq!(rejected_points(parse, 13), 1);
+        let conflict = "partial write: field type conflict: input field \"value\" on measurement \"m\" is type float, already exists as type integer dropped=2";
+        assert_eq!(rejected_points(conflict, 10), 2);
+        assert_eq!(rejected_points("field type conflict", 10), 10);
+    }
 }

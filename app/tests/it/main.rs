@@ -2,9 +2,11 @@
 //! Integration tests: the real app on port 0 against a real influxd (KUBEMETER_TEST_INFLUX_URL,
 //! started by `make test`), one fresh database per test.
 
+mod collector;
 mod contract;
 mod errors;
 mod extensions;
 mod fixture;
 mod helpers;
 mod influx;
+mod writer;

@@ -151,3 +151,108 @@ pub fn pairs(rows: &[Value], key: &str, value: &str) -> Vec<(String, f64)> {
 pub fn owned(expected: &[(&str, f64)]) -> Vec<(String, f64)> {
     expected.iter().map(|(k, v)| (k.to_string(), *v)).collect()
 }
+
+/// A fresh, empty directory under the system's temp dir.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{}-{name}", fresh_database_name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A simulated cluster, served on a free port; returns its URL and model.
+pub fn start_simulator(
+    nodes: usize,
+    pods_per_node: usize,
+    node_modes: Vec<(String, kubemeter::simulator::NodeMode)>,
+) -> (String, kubemeter::simulator::model::Model) {
+    use kubemeter::simulator::{model::SimConfig, SimSettings, Simulator};
+    let sim = Simulator::build(SimSettings {
+        config: SimConfig {
+            nodes,
+            pods_per_node,
+            seed: 42,
+        },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        node_modes,
+    })
+    .expect("the simulator starts");
+    let url = format!("http://127.0.0.1:{}", sim.port());
+    let model = sim.model();
+    tokio::spawn(sim.run_until_stopped());
+    (url, model)
+}
+
+pub struct RunningCollector {
+    pub collector: kubemeter::collector::Collector,
+    pub metrics: std::sync::Arc<kubemeter::collector::metrics::Metrics>,
+    pub writer: tokio::task::JoinHandle<()>,
+}
+
+impl RunningCollector {
+    /// Drops the collector (and so the writer's handle) and waits until the writer flushed.
+    pub async fn finish(self) {
+        drop(self.collector);
+        self.writer.await.unwrap();
+    }
+}
+
+/// The collector library against `kube_url`, writing to `influx`.
+pub async fn start_collector(
+    kube_url: &str,
+    influx: &InfluxClient,
+    node_timeout: Duration,
+) -> RunningCollector {
+    use kubemeter::collector::{self, metrics::Metrics, writer, CollectSettings};
+    let settings = CollectSettings {
+        kube_url: Some(kube_url.to_string()),
+        interval: Duration::from_secs(15),
+        once: false,
+        cluster_name: "test".into(),
+        label_keys: vec!["team".into(), "cost-center".into()],
+        concurrency: 8,
+        node_timeout,
+        writer: writer::WriterConfig {
+            spool_dir: temp_dir("spool"),
+            spool_max_bytes: 64 << 20,
+        },
+        metrics_listen: None,
+        shard: None,
+    };
+    let metrics = std::sync::Arc::new(Metrics::default());
+    let (handle, task) = writer::spawn(influx.clone(), &settings.writer, metrics.clone()).unwrap();
+    let client = collector::kube_client(Some(kube_url)).await.unwrap();
+    let collector = collector::Collector::start(
+        client,
+        settings,
+        metrics.clone(),
+        handle,
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("the collector lists the simulated cluster");
+    RunningCollector {
+        collector,
+        metrics,
+        writer: task,
+    }
+}
+
+/// Rows of a query as maps from column to value.
+pub async fn select(influx: &InfluxClient, q: &str) -> Vec<serde_json::Map<String, Value>> {
+    let series = influx.query(q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+    series
+        .into_iter()
+        .flat_map(|s| {
+            let tags = s.tags.clone();
+            let columns = s.columns.clone();
+            s.values.into_iter().map(move |vals| {
+                let mut row: serde_json::Map<String, Value> = tags
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                row.extend(columns.iter().cloned().zip(vals));
+                row
+            })
+        })
+        .collect()
+}
