@@ -57,6 +57,12 @@ pub struct SimulateArgs {
     /// Make a node's kubelet slow, as NAME=SECONDS; repeatable.
     #[arg(long = "slow-node")]
     pub slow_nodes: Vec<String>,
+    /// Also serve each node's kubelet on 127.0.0.<n+1>:PORT (for `collect --kubelet-direct`).
+    #[arg(long)]
+    pub kubelet_port: Option<u16>,
+    /// The bearer token the simulated kubelets require.
+    #[arg(long)]
+    pub kubelet_token: Option<String>,
 }
 
 impl SimulateArgs {
@@ -83,6 +89,8 @@ impl SimulateArgs {
             },
             listen: self.listen,
             node_modes,
+            kubelet_port: self.kubelet_port,
+            kubelet_token: self.kubelet_token.clone(),
         })
     }
 }
@@ -157,6 +165,9 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         args.seed,
         sim.port()
     );
+    if let Some(port) = sim.kubelet_port() {
+        println!("simulated kubelets at http://127.0.0.<n+1>:{port}/stats/summary");
+    }
     Ok(sim.run_until_stopped().await?)
 }
 
@@ -198,6 +209,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             listen: "127.0.0.1:0".parse()?,
             failing_nodes: vec![],
             slow_nodes: vec![],
+            kubelet_port: None,
+            kubelet_token: None,
         }
         .settings()?,
     )?;
@@ -215,6 +228,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         },
         metrics_listen: Some(args.metrics_listen),
         shard: None,
+        kubelet: None,
+        dcgm_url: None,
     };
     tokio::spawn(sim.run_until_stopped());
     tokio::spawn(async move {

@@ -209,6 +209,27 @@ pub struct CollectArgs {
     /// Scrape only this replica's share of the nodes: i/n (e.g. 0/3).
     #[arg(long, env = "KUBEMETER_SHARD")]
     pub shard: Option<String>,
+    /// Read each kubelet directly (https://<node InternalIP>:10250) instead of through the API server.
+    #[arg(long, env = "KUBEMETER_KUBELET_DIRECT")]
+    pub kubelet_direct: bool,
+    /// The kubelets' port, with --kubelet-direct.
+    #[arg(long, env = "KUBEMETER_KUBELET_PORT", default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// http or https, with --kubelet-direct.
+    #[arg(long, env = "KUBEMETER_KUBELET_SCHEME", default_value = "https")]
+    pub kubelet_scheme: String,
+    /// Bearer token file for the kubelets (default: the pod's service-account token).
+    #[arg(long, env = "KUBEMETER_KUBELET_TOKEN_FILE")]
+    pub kubelet_token_file: Option<PathBuf>,
+    /// CA bundle that signed the kubelets' serving certificates.
+    #[arg(long, env = "KUBEMETER_KUBELET_CA_FILE")]
+    pub kubelet_ca_file: Option<PathBuf>,
+    /// Accept any kubelet certificate (self-signed kubelet certificates; prefer a CA file).
+    #[arg(long, env = "KUBEMETER_KUBELET_INSECURE_TLS")]
+    pub kubelet_insecure_tls: bool,
+    /// Each node's NVIDIA DCGM exporter, e.g. http://{address}:9400/metrics ({node} works too).
+    #[arg(long, env = "KUBEMETER_DCGM_URL")]
+    pub dcgm_url: Option<String>,
 }
 
 impl CollectArgs {
@@ -251,7 +272,33 @@ impl CollectArgs {
             },
             metrics_listen: Some(self.metrics_listen),
             shard,
+            kubelet: self.kubelet_direct()?,
+            dcgm_url: self.dcgm_url.clone(),
         })
+    }
+
+    fn kubelet_direct(&self) -> anyhow::Result<Option<crate::collector::KubeletDirect>> {
+        if !self.kubelet_direct {
+            return Ok(None);
+        }
+        if !matches!(self.kubelet_scheme.as_str(), "http" | "https") {
+            anyhow::bail!(
+                "KUBEMETER_KUBELET_SCHEME must be http or https, not {:?}",
+                self.kubelet_scheme
+            );
+        }
+        const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+        let token_file = self.kubelet_token_file.clone().or_else(|| {
+            let default = PathBuf::from(SERVICE_ACCOUNT_TOKEN);
+            default.exists().then_some(default)
+        });
+        Ok(Some(crate::collector::KubeletDirect {
+            scheme: self.kubelet_scheme.clone(),
+            port: self.kubelet_port,
+            token_file,
+            ca_file: self.kubelet_ca_file.clone(),
+            insecure_tls: self.kubelet_insecure_tls,
+        }))
     }
 }
 

@@ -33,6 +33,9 @@ enum Shape {
         required: Vec<&'static str>,
         /// Without buckets every row reports the window's begin as its time.
         begin: Option<String>,
+        /// The statement returns one series per InfluxDB series (integrals); rows of one
+        /// group and time are added up here.
+        add_series: bool,
     },
 }
 
@@ -58,15 +61,22 @@ impl Plan {
                 tags,
                 required,
                 begin,
-            } => series
-                .into_iter()
-                .filter(|s| {
-                    required
-                        .iter()
-                        .all(|t| s.tags.get(*t).is_some_and(|v| !v.is_empty()))
-                })
-                .flat_map(|s| grouped_rows(s, value_key, tags, begin.as_deref()))
-                .collect(),
+                add_series,
+            } => {
+                let rows = series
+                    .into_iter()
+                    .filter(|s| {
+                        required
+                            .iter()
+                            .all(|t| s.tags.get(*t).is_some_and(|v| !v.is_empty()))
+                    })
+                    .flat_map(|s| grouped_rows(s, value_key, tags, begin.as_deref()));
+                if *add_series {
+                    add_up(rows, value_key)
+                } else {
+                    rows.collect()
+                }
+            }
         }
     }
 }
@@ -140,30 +150,18 @@ fn grouped(metric: &Metric, q: &MetricQuery, agg: &Agg) -> Result<Plan, RequestE
         offset_seconds: q.window.begin.timestamp().rem_euclid(step as i64) as u64,
     });
     let value_key = func_key(q.func);
-    let statement = match q.func {
-        // InfluxDB integrates whatever is in a group as one series; a group of many pods would
-        // be integrated across pods. So integrate each series, then add the integrals up.
-        Func::Integral => {
-            let mut inner = Select::new(call(Func::Integral, "value"), measurement(metric));
-            inner.conditions = conds;
-            inner.group_by = GroupBy::AllTags;
-            inner.buckets = buckets;
-            let mut outer = Select::new(
-                call(Func::Sum, "integral"),
-                Source::Subquery(Box::new(inner)),
-            );
-            outer.conditions = window_conds(q).to_vec();
-            outer.group_by = GroupBy::Tags(tags.clone());
-            outer.buckets = buckets;
-            outer
-        }
-        func => {
-            let mut sel = Select::new(call(func, "value"), measurement(metric));
-            sel.conditions = conds;
-            sel.group_by = GroupBy::Tags(tags.clone());
-            sel.buckets = buckets;
-            sel
-        }
+    let mut statement = Select::new(call(q.func, "value"), measurement(metric));
+    statement.conditions = conds;
+    statement.buckets = buckets;
+    // InfluxDB integrates whatever is in a group as one series; a group of many pods would be
+    // integrated across pods. So each series is integrated on its own (GROUP BY *) and the
+    // integrals are added up here. (A subquery would do it in InfluxDB, but 1.x merges the
+    // outer groups unreliably when the inner series arrive out of order.)
+    let add_series = q.func == Func::Integral;
+    statement.group_by = if add_series {
+        GroupBy::AllTags
+    } else {
+        GroupBy::Tags(tags.clone())
     };
     let begin = buckets
         .is_none()
@@ -175,6 +173,7 @@ fn grouped(metric: &Metric, q: &MetricQuery, agg: &Agg) -> Result<Plan, RequestE
             tags,
             required,
             begin,
+            add_series,
         },
     })
 }
@@ -203,16 +202,35 @@ fn measurement(metric: &Metric) -> Source {
 }
 
 fn call(func: Func, field: &str) -> Projection {
-    let alias = if func == Func::Sum && field == "integral" {
-        "integral"
-    } else {
-        func_key(func)
-    };
     Projection::Call {
         func,
         field: field.into(),
-        alias: alias.into(),
+        alias: func_key(func).into(),
     }
+}
+
+/// Adds up the rows of one group and time, in group order.
+fn add_up(rows: impl Iterator<Item = Row>, value_key: &str) -> Vec<Row> {
+    let mut sums: std::collections::BTreeMap<String, (Row, f64)> =
+        std::collections::BTreeMap::new();
+    for row in rows {
+        let value = row.get(value_key).and_then(Value::as_f64).unwrap_or(0.0);
+        // Group first, then time, as InfluxDB orders grouped rows.
+        let mut key: Vec<&Value> = row
+            .iter()
+            .filter(|(k, _)| k.as_str() != value_key && k.as_str() != "time")
+            .map(|(_, v)| v)
+            .collect();
+        key.extend(row.get("time"));
+        let key = serde_json::to_string(&key).unwrap_or_default();
+        sums.entry(key).or_insert_with(|| (row, 0.0)).1 += value;
+    }
+    sums.into_values()
+        .map(|(mut row, total)| {
+            row.insert(value_key.into(), serde_json::json!(total));
+            row
+        })
+        .collect()
 }
 
 fn func_key(func: Func) -> &'static str {
@@ -332,7 +350,20 @@ mod tests {
         );
         assert_eq!(
             p.influxql(),
-            format!("SELECT sum(\"integral\") AS \"integral\" FROM (SELECT integral(\"value\", 1s) AS \"integral\" FROM \"memory/usage\" WHERE \"type\" = 'pod' AND \"namespace_name\" != 'kube-system' AND {TIME} GROUP BY *) WHERE {TIME} GROUP BY \"namespace_name\"")
+            format!("SELECT integral(\"value\", 1s) AS \"integral\" FROM \"memory/usage\" WHERE \"type\" = 'pod' AND \"namespace_name\" != 'kube-system' AND {TIME} GROUP BY *")
+        );
+        let series: Vec<Series> = serde_json::from_value(json!([
+            {"name": "memory/usage", "tags": {"namespace_name": "b", "pod_name": "p1", "container_name": ""},
+             "columns": ["time", "integral"], "values": [["1970-01-01T00:00:00Z", 1.5]]},
+            {"name": "memory/usage", "tags": {"namespace_name": "a", "pod_name": "p2", "container_name": ""},
+             "columns": ["time", "integral"], "values": [["1970-01-01T00:00:00Z", 10]]},
+            {"name": "memory/usage", "tags": {"namespace_name": "b", "pod_name": "p3", "container_name": ""},
+             "columns": ["time", "integral"], "values": [["1970-01-01T00:00:00Z", 2]]}
+        ]))
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&p.rows(series)).unwrap(),
+            r#"[{"time":"2017-12-01T00:00:00Z","integral":10.0,"namespace_name":"a"},{"time":"2017-12-01T00:00:00Z","integral":3.5,"namespace_name":"b"}]"#
         );
     }
 

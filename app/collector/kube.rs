@@ -11,6 +11,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::owners::{resolve, Owner, OwnerGraph, OwnerRef, Parent, PodMeta};
@@ -28,6 +29,110 @@ pub enum ScrapeError {
     Request(#[source] kube::Error),
     #[error("the summary is not valid JSON")]
     Decode(#[source] serde_json::Error),
+    #[error("the node has no address in its status")]
+    NoAddress,
+    #[error("the kubelet could not be reached")]
+    Kubelet(#[source] reqwest::Error),
+    #[error("the kubelet answered HTTP {0}")]
+    KubeletStatus(u16),
+    #[error("cannot read the service account token {0}")]
+    Token(String, #[source] std::io::Error),
+}
+
+/// A node to scrape: its name and the address its kubelet answers on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeTarget {
+    pub name: String,
+    pub address: Option<String>,
+}
+
+/// Reading kubelets directly (`--kubelet-direct`) rather than through the API server.
+#[derive(Debug, Clone)]
+pub struct KubeletDirect {
+    pub scheme: String,
+    pub port: u16,
+    /// Re-read on every request: projected service-account tokens rotate.
+    pub token_file: Option<std::path::PathBuf>,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub insecure_tls: bool,
+}
+
+/// Where summaries come from.
+#[derive(Clone)]
+pub enum SummarySource {
+    ApiServer(Client),
+    Kubelet {
+        http: reqwest::Client,
+        direct: KubeletDirect,
+    },
+}
+
+impl SummarySource {
+    pub fn new(client: Client, direct: Option<&KubeletDirect>) -> anyhow::Result<Self> {
+        let Some(direct) = direct else {
+            return Ok(SummarySource::ApiServer(client));
+        };
+        let mut http = reqwest::Client::builder().danger_accept_invalid_certs(direct.insecure_tls);
+        if let Some(ca) = &direct.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| {
+                anyhow::anyhow!("cannot read the kubelet CA file {}: {e}", ca.display())
+            })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                anyhow::anyhow!("the kubelet CA file {} is not PEM: {e}", ca.display())
+            })?;
+            http = http.add_root_certificate(cert);
+        }
+        Ok(SummarySource::Kubelet {
+            http: http.build()?,
+            direct: direct.clone(),
+        })
+    }
+
+    pub async fn fetch(
+        &self,
+        node: &NodeTarget,
+        timeout: Duration,
+    ) -> Result<Summary, ScrapeError> {
+        let text = tokio::time::timeout(timeout, self.fetch_text(node))
+            .await
+            .map_err(|_| ScrapeError::Timeout(timeout))??;
+        serde_json::from_str(&text).map_err(ScrapeError::Decode)
+    }
+
+    async fn fetch_text(&self, node: &NodeTarget) -> Result<String, ScrapeError> {
+        match self {
+            SummarySource::ApiServer(client) => {
+                let path = format!("/api/v1/nodes/{}/proxy/stats/summary", node.name);
+                let request = http::Request::get(path)
+                    .body(Vec::new())
+                    .map_err(|e| ScrapeError::Request(kube::Error::HttpError(e)))?;
+                client
+                    .request_text(request)
+                    .await
+                    .map_err(ScrapeError::Request)
+            }
+            SummarySource::Kubelet { http, direct } => {
+                let address = node.address.as_deref().ok_or(ScrapeError::NoAddress)?;
+                let host = if address.contains(':') {
+                    format!("[{address}]")
+                } else {
+                    address.to_string()
+                };
+                let url = format!("{}://{host}:{}/stats/summary", direct.scheme, direct.port);
+                let mut req = http.get(url);
+                if let Some(file) = &direct.token_file {
+                    let token = std::fs::read_to_string(file)
+                        .map_err(|e| ScrapeError::Token(file.display().to_string(), e))?;
+                    req = req.bearer_auth(token.trim());
+                }
+                let resp = req.send().await.map_err(ScrapeError::Kubelet)?;
+                if !resp.status().is_success() {
+                    return Err(ScrapeError::KubeletStatus(resp.status().as_u16()));
+                }
+                resp.text().await.map_err(ScrapeError::Kubelet)
+            }
+        }
+    }
 }
 
 /// Reflector stores of what the collector reads from the API server.
@@ -36,9 +141,142 @@ pub struct KubeView {
     pub client: Client,
     nodes: Store<Node>,
     namespaces: Store<Namespace>,
-    pods: Store<Pod>,
+    pods: PodStore,
     replicasets: Store<ReplicaSet>,
     jobs: Store<Job>,
+}
+
+/// A pod trimmed to what metering needs: a few hundred bytes instead of the API object's
+/// several kilobytes, which is what keeps the collector small on big clusters.
+#[derive(Debug, Clone)]
+pub struct PodRecord {
+    pub meta: PodMeta,
+    pub uid: String,
+    pub labels: BTreeMap<String, String>,
+    pub host_network: bool,
+    pub containers: Vec<(String, ContainerSpec)>,
+}
+
+impl PodRecord {
+    pub fn from_pod(pod: &Pod) -> Self {
+        let restarts: HashMap<&str, i64> = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| (c.name.as_str(), i64::from(c.restart_count)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let spec = pod.spec.as_ref();
+        PodRecord {
+            meta: pod_meta(pod),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
+            containers: spec
+                .map(|s| {
+                    s.containers
+                        .iter()
+                        .map(|c| {
+                            (
+                                c.name.clone(),
+                                container_spec(c, restarts.get(c.name.as_str()).copied()),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct PodStoreInner {
+    pods: HashMap<(String, String), Arc<PodRecord>>,
+    /// A relist in progress: replaces `pods` when it is complete.
+    relist: Option<HashMap<(String, String), Arc<PodRecord>>>,
+}
+
+/// The pods, by `(namespace, name)`, kept up to date by a watch; like kube's reflector store
+/// but holding `PodRecord`s.
+#[derive(Clone)]
+pub struct PodStore {
+    inner: Arc<RwLock<PodStoreInner>>,
+    ready: tokio::sync::watch::Receiver<bool>,
+}
+
+impl PodStore {
+    fn start(client: &Client) -> Self {
+        let inner = Arc::new(RwLock::new(PodStoreInner::default()));
+        let (ready_tx, ready) = tokio::sync::watch::channel(false);
+        let store = inner.clone();
+        let stream =
+            watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()).default_backoff();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(event) => {
+                        if apply(&store, event) {
+                            let _ = ready_tx.send(true);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(kind = "Pod", error = %e, "watch failed; retrying with backoff")
+                    }
+                }
+            }
+        });
+        PodStore { inner, ready }
+    }
+
+    async fn wait_until_ready(&self) -> bool {
+        let mut ready = self.ready.clone();
+        let done = ready.wait_for(|r| *r).await.is_ok();
+        done
+    }
+
+    fn all(&self) -> Vec<Arc<PodRecord>> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        inner.pods.values().cloned().collect()
+    }
+}
+
+fn key(pod: &Pod) -> (String, String) {
+    (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// Applies one watch event; returns true when a (re)list completed.
+fn apply(store: &RwLock<PodStoreInner>, event: watcher::Event<Pod>) -> bool {
+    let mut inner = store.write().unwrap_or_else(|p| p.into_inner());
+    match event {
+        watcher::Event::Apply(pod) => {
+            inner
+                .pods
+                .insert(key(&pod), Arc::new(PodRecord::from_pod(&pod)));
+        }
+        watcher::Event::Delete(pod) => {
+            inner.pods.remove(&key(&pod));
+        }
+        watcher::Event::Init => inner.relist = Some(HashMap::new()),
+        watcher::Event::InitApply(pod) => {
+            let record = Arc::new(PodRecord::from_pod(&pod));
+            inner
+                .relist
+                .get_or_insert_with(HashMap::new)
+                .insert(key(&pod), record);
+        }
+        watcher::Event::InitDone => {
+            inner.pods = inner.relist.take().unwrap_or_default();
+            return true;
+        }
+    }
+    false
 }
 
 fn reflect<K>(client: &Client, trim: fn(&mut K)) -> Store<K>
@@ -73,33 +311,6 @@ fn trim_meta(meta: &mut ObjectMeta) {
     if let Some(annotations) = &mut meta.annotations {
         annotations.retain(|k, _| k == MIRROR_ANNOTATION);
     }
-}
-
-fn trim_pod(pod: &mut Pod) {
-    trim_meta(&mut pod.metadata);
-    if let Some(spec) = &mut pod.spec {
-        spec.volumes = None;
-        spec.affinity = None;
-        spec.tolerations = None;
-        for c in &mut spec.containers {
-            trim_container(c);
-        }
-        spec.init_containers = None;
-    }
-    if let Some(status) = &mut pod.status {
-        status.conditions = None;
-    }
-}
-
-fn trim_container(c: &mut Container) {
-    c.env = None;
-    c.env_from = None;
-    c.command = None;
-    c.args = None;
-    c.volume_mounts = None;
-    c.liveness_probe = None;
-    c.readiness_probe = None;
-    c.startup_probe = None;
 }
 
 fn trim_node(node: &mut Node) {
@@ -137,7 +348,7 @@ impl KubeView {
         KubeView {
             nodes: reflect(&client, trim_node),
             namespaces: reflect(&client, trim_namespace),
-            pods: reflect(&client, trim_pod),
+            pods: PodStore::start(&client),
             replicasets: reflect(&client, trim_rs),
             jobs: reflect(&client, trim_job),
             client,
@@ -147,21 +358,39 @@ impl KubeView {
     pub async fn ready(&self) -> bool {
         self.nodes.wait_until_ready().await.is_ok()
             && self.namespaces.wait_until_ready().await.is_ok()
-            && self.pods.wait_until_ready().await.is_ok()
+            && self.pods.wait_until_ready().await
             && self.replicasets.wait_until_ready().await.is_ok()
             && self.jobs.wait_until_ready().await.is_ok()
     }
 
-    /// Node names, sorted.
-    pub fn node_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
+    /// Nodes to scrape, sorted by name, with their kubelet's address (InternalIP first).
+    pub fn node_targets(&self) -> Vec<NodeTarget> {
+        let mut targets: Vec<NodeTarget> = self
             .nodes
             .state()
             .iter()
-            .filter_map(|n| n.metadata.name.clone())
+            .filter_map(|n| {
+                let addresses = n
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.addresses.clone())
+                    .unwrap_or_default();
+                let pick = |kind: &str| {
+                    addresses
+                        .iter()
+                        .find(|a| a.type_ == kind)
+                        .map(|a| a.address.clone())
+                };
+                Some(NodeTarget {
+                    name: n.metadata.name.clone()?,
+                    address: pick("InternalIP")
+                        .or_else(|| pick("ExternalIP"))
+                        .or_else(|| pick("Hostname")),
+                })
+            })
             .collect();
-        names.sort();
-        names
+        targets.sort_by(|a, b| a.name.cmp(&b.name));
+        targets
     }
 
     /// The cluster now. `owners` caches resolved owners by pod UID: frozen at first sight.
@@ -184,26 +413,15 @@ impl KubeView {
             .collect();
         let mut pods = HashMap::new();
         let mut seen = std::collections::HashSet::new();
-        for pod in self.pods.state() {
-            let (Some(name), Some(namespace)) =
-                (pod.metadata.name.clone(), pod.metadata.namespace.clone())
-            else {
-                continue;
-            };
-            let uid = pod.metadata.uid.clone().unwrap_or_default();
+        for pod in self.pods.all() {
             let owner = owners
-                .entry(uid.clone())
-                .or_insert_with(|| resolve(&pod_meta(&pod), self))
+                .entry(pod.uid.clone())
+                .or_insert_with(|| resolve(&pod.meta, self))
                 .clone();
-            seen.insert(uid.clone());
-            let info = pod_info(
-                &pod,
-                uid,
-                owner,
-                label_keys,
-                namespace_labels.get(&namespace),
-            );
-            pods.insert((namespace, name), info);
+            seen.insert(pod.uid.clone());
+            let ns_labels = namespace_labels.get(&pod.meta.namespace);
+            let info = pod_info(&pod, owner, label_keys, ns_labels);
+            pods.insert((pod.meta.namespace.clone(), pod.meta.name.clone()), info);
         }
         owners.retain(|uid, _| seen.contains(uid));
         let nodes = self
@@ -272,58 +490,34 @@ fn pod_meta(pod: &Pod) -> PodMeta {
 }
 
 fn pod_info(
-    pod: &Pod,
-    uid: String,
+    pod: &PodRecord,
     owner: Owner,
     label_keys: &[String],
     namespace_labels: Option<&BTreeMap<String, String>>,
 ) -> PodInfo {
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
     let label_tags = label_keys
         .iter()
         .filter_map(|k| {
-            let v = labels
+            let v = pod
+                .labels
                 .get(k)
                 .or_else(|| namespace_labels.and_then(|n| n.get(k)))?;
             Some((format!("label_{k}"), v.clone()))
         })
         .collect();
-    let heapster_labels = labels
+    let heapster_labels = pod
+        .labels
         .iter()
         .map(|(k, v)| format!("{k}:{v}"))
         .collect::<Vec<_>>()
         .join(",");
-    let restarts: HashMap<&str, i64> = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .map(|cs| {
-            cs.iter()
-                .map(|c| (c.name.as_str(), i64::from(c.restart_count)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let spec = pod.spec.as_ref();
-    let containers = spec
-        .map(|s| {
-            s.containers
-                .iter()
-                .map(|c| {
-                    (
-                        c.name.clone(),
-                        container_spec(c, restarts.get(c.name.as_str()).copied()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     PodInfo {
-        uid,
+        uid: pod.uid.clone(),
         owner: Some(owner),
         label_tags,
         labels: heapster_labels,
-        host_network: spec.and_then(|s| s.host_network).unwrap_or(false),
-        containers,
+        host_network: pod.host_network,
+        containers: pod.containers.iter().cloned().collect(),
     }
 }
 
@@ -369,22 +563,4 @@ fn node_info(node: &Node) -> NodeInfo {
         memory_capacity_bytes: q(capacity, "memory"),
         memory_allocatable_bytes: q(allocatable, "memory"),
     }
-}
-
-/// One node's summary through the API server: `/api/v1/nodes/<node>/proxy/stats/summary`.
-pub async fn fetch_summary(
-    client: &Client,
-    node: &str,
-    timeout: Duration,
-) -> Result<Summary, ScrapeError> {
-    let path = format!("/api/v1/nodes/{node}/proxy/stats/summary");
-    let request = http::Request::get(path)
-        .body(Vec::new())
-        // A node name from the API server is a valid path segment; only a bug could fail here.
-        .map_err(|e| ScrapeError::Request(kube::Error::HttpError(e)))?;
-    let text = tokio::time::timeout(timeout, client.request_text(request))
-        .await
-        .map_err(|_| ScrapeError::Timeout(timeout))?
-        .map_err(ScrapeError::Request)?;
-    serde_json::from_str(&text).map_err(ScrapeError::Decode)
 }

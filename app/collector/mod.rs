@@ -1,6 +1,7 @@
 //! The collector: every scrape interval, read each node's kubelet summary, tag every sample
 //! with its owner, and write Heapster-compatible points to InfluxDB without losing any.
 
+pub mod dcgm;
 pub mod kube;
 pub mod metrics;
 pub mod owners;
@@ -18,7 +19,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use self::kube::{fetch_summary, KubeView};
+pub use self::kube::KubeletDirect;
+use self::kube::{KubeView, SummarySource};
 use self::metrics::Metrics;
 use self::owners::Owner;
 use self::points::{encode_summary, encode_totals, Totals};
@@ -65,6 +67,10 @@ pub struct CollectSettings {
     pub writer: WriterConfig,
     pub metrics_listen: Option<SocketAddr>,
     pub shard: Option<Shard>,
+    /// Read kubelets directly instead of through the API server's node proxy.
+    pub kubelet: Option<KubeletDirect>,
+    /// Each node's DCGM exporter, e.g. `http://{address}:9400/metrics` (`{node}` works too).
+    pub dcgm_url: Option<String>,
 }
 
 /// What one round did.
@@ -77,6 +83,8 @@ pub struct RoundReport {
 
 pub struct Collector {
     view: KubeView,
+    source: SummarySource,
+    http: reqwest::Client,
     settings: CollectSettings,
     rates: Rates,
     owners: HashMap<String, Owner>,
@@ -113,6 +121,7 @@ impl Collector {
         writer: WriterHandle,
         wait: Duration,
     ) -> anyhow::Result<Self> {
+        let source = SummarySource::new(client.clone(), settings.kubelet.as_ref())?;
         let view = KubeView::start(client);
         match tokio::time::timeout(wait, view.ready()).await {
             Ok(true) => {}
@@ -122,6 +131,8 @@ impl Collector {
         }
         Ok(Collector {
             view,
+            source,
+            http: reqwest::Client::new(),
             settings,
             rates: Rates::default(),
             owners: HashMap::new(),
@@ -140,22 +151,22 @@ impl Collector {
             &self.settings.label_keys,
             &mut self.owners,
         );
-        let nodes: Vec<String> = self
+        let nodes: Vec<_> = self
             .view
-            .node_names()
+            .node_targets()
             .into_iter()
-            .filter(|n| self.settings.shard.is_none_or(|s| s.owns(n)))
+            .filter(|n| self.settings.shard.is_none_or(|s| s.owns(&n.name)))
             .collect();
-        let client = self.view.client.clone();
         let timeout = self.settings.node_timeout;
+        let (source, http, dcgm) = (&self.source, &self.http, self.settings.dcgm_url.as_deref());
         let mut results = futures::stream::iter(nodes.clone())
-            .map(|node| {
-                let client = client.clone();
-                async move {
-                    let t0 = Instant::now();
-                    let summary = fetch_summary(&client, &node, timeout).await;
-                    (node, t0.elapsed(), summary)
+            .map(|node| async move {
+                let t0 = Instant::now();
+                let mut summary = source.fetch(&node, timeout).await;
+                if let (Ok(summary), Some(template)) = (&mut summary, dcgm) {
+                    add_gpu_readings(http, template, &node, timeout, summary).await;
                 }
+                (node.name, t0.elapsed(), summary)
             })
             .buffer_unordered(self.settings.concurrency.max(1));
         let mut report = RoundReport {
@@ -194,6 +205,37 @@ impl Collector {
             "round done"
         );
         report
+    }
+}
+
+/// Merges the node's DCGM readings into its summary. A missing exporter costs the GPU
+/// readings of that node, not its summary.
+async fn add_gpu_readings(
+    http: &reqwest::Client,
+    template: &str,
+    node: &self::kube::NodeTarget,
+    timeout: Duration,
+    summary: &mut self::summary::Summary,
+) {
+    let url = template
+        .replace("{node}", &node.name)
+        .replace("{address}", node.address.as_deref().unwrap_or(&node.name));
+    let text = async {
+        http.get(&url)
+            .timeout(timeout)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await
+    };
+    match text.await {
+        Ok(text) => {
+            dcgm::merge(summary, &dcgm::parse(&text));
+        }
+        Err(e) => {
+            tracing::warn!(node = %node.name, %url, error = %error_chain(&e), "DCGM exporter unreachable")
+        }
     }
 }
 

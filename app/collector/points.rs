@@ -827,10 +827,11 @@ mod tests {
             .any(|l| l.contains("accelerator_id=GPU-8a1f5e6c-0f4b-1c2d-9e8f-7a6b5c4d3e2f")));
         // (8472756224 + 4236378112) bytes / 1 MiB = 12120.375 MiB.
         let gpu = lines(&out, "gpu/usage", &["type=pod"]);
-        assert_eq!(gpu, [format!(
-            "gpu/usage,namespace_name=research,nodename=gpu-node-1,pod_id=6f2d9c1e-1b7a-4c52-9d7e-2a1f0b3c4d5e,\
-             pod_name=train-resnet-7d9f8,type=pod value=12120i 1591092005000000000"
-        )]);
+        assert_eq!(
+            gpu,
+            ["gpu/usage,namespace_name=research,nodename=gpu-node-1,pod_id=6f2d9c1e-1b7a-4c52-9d7e-2a1f0b3c4d5e,\
+              pod_name=train-resnet-7d9f8,type=pod value=12120i 1591092005000000000"]
+        );
         // 09:00:03 → 10:00:05 is 3602 s.
         assert_eq!(
             value(lines(&out, "uptime", &["container_name=trainer"])[0]),

@@ -64,7 +64,9 @@ pub fn spawn(
             "replaying batches spooled by an earlier run");
     }
     metrics.spool(spool.len(), spool.bytes());
-    let (tx, rx) = mpsc::channel(64);
+    // A few nodes' worth of lines: when InfluxDB is slower than scraping, the collector waits
+    // here instead of holding rounds of lines in memory.
+    let (tx, rx) = mpsc::channel(16);
     let writer = Writer {
         influx,
         spool,

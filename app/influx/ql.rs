@@ -107,7 +107,6 @@ impl Func {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     Measurement(String),
-    Subquery(Box<Select>),
 }
 
 /// One condition of the `WHERE` clause; conditions are joined with `AND`.
@@ -187,9 +186,6 @@ impl Select {
         q.push_str(" FROM ");
         match &self.from {
             Source::Measurement(m) => q.push_str(&ident(m)),
-            Source::Subquery(inner) => {
-                let _ = write!(q, "({})", inner.to_influxql());
-            }
         }
         if !self.conditions.is_empty() {
             let conds: Vec<String> = self.conditions.iter().map(Cond::render).collect();
@@ -346,8 +342,8 @@ mod tests {
     }
 
     #[test]
-    fn integral_over_series_then_summed_by_bucket_renders_exactly() {
-        let mut inner = Select::new(
+    fn integral_per_series_in_buckets_renders_exactly() {
+        let mut s = Select::new(
             Projection::Call {
                 func: Func::Integral,
                 field: "value".into(),
@@ -355,25 +351,15 @@ mod tests {
             },
             Source::Measurement("memory/usage".into()),
         );
-        inner.group_by = GroupBy::AllTags;
-        inner.buckets = Some(Buckets {
+        s.group_by = GroupBy::AllTags;
+        s.buckets = Some(Buckets {
             step_seconds: 3600,
             offset_seconds: 1800,
         });
-        let mut outer = Select::new(
-            Projection::Call {
-                func: Func::Sum,
-                field: "integral".into(),
-                alias: "integral".into(),
-            },
-            Source::Subquery(Box::new(inner)),
-        );
-        outer.group_by = GroupBy::Tags(vec!["nodename".into()]);
         assert_eq!(
-            outer.to_influxql(),
-            "SELECT sum(\"integral\") AS \"integral\" FROM (SELECT integral(\"value\", 1s) AS \
-             \"integral\" FROM \"memory/usage\" GROUP BY time(3600s, 1800s), * fill(none)) \
-             GROUP BY \"nodename\""
+            s.to_influxql(),
+            "SELECT integral(\"value\", 1s) AS \"integral\" FROM \"memory/usage\" \
+             GROUP BY time(3600s, 1800s), * fill(none)"
         );
     }
 

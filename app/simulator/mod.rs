@@ -58,6 +58,17 @@ pub struct SimSettings {
     pub config: SimConfig,
     pub listen: SocketAddr,
     pub node_modes: Vec<(String, NodeMode)>,
+    /// Also serve each node's kubelet at `127.0.0.<n+1>:<port>/stats/summary` (0: a free
+    /// port), for collectors that read kubelets directly.
+    pub kubelet_port: Option<u16>,
+    /// The bearer token the simulated kubelets require, if any.
+    pub kubelet_token: Option<String>,
+}
+
+/// Node `n`'s simulated kubelet address: one loopback address per node (127.0.0.0/8 is all
+/// loopback on Linux), so every kubelet can listen on the same port as real ones do.
+pub fn kubelet_ip(n: usize) -> Option<std::net::Ipv4Addr> {
+    (n < 254).then(|| std::net::Ipv4Addr::new(127, 0, 0, n as u8 + 1))
 }
 
 #[derive(Debug)]
@@ -67,8 +78,17 @@ struct Event {
     line: Bytes,
 }
 
+/// A list being read page by page: the objects as they were at its first page.
+struct Paged {
+    items: Arc<Vec<Value>>,
+    rv: u64,
+    created: std::time::Instant,
+}
+
 struct State {
     model: Model,
+    pages: HashMap<u64, Paged>,
+    next_list: u64,
     objects: Objects,
     versions: HashMap<(Kind, String, String), u64>,
     rv: u64,
@@ -79,6 +99,8 @@ struct State {
 struct Shared {
     state: RwLock<State>,
     events: broadcast::Sender<Arc<Event>>,
+    kubelet_port: Option<u16>,
+    kubelet_token: Option<String>,
 }
 
 impl Shared {
@@ -143,6 +165,7 @@ fn set_rv(obj: &mut Value, rv: u64) {
 
 pub struct Simulator {
     port: u16,
+    kubelet_port: Option<u16>,
     server: actix_web::dev::Server,
     shared: Arc<Shared>,
 }
@@ -158,10 +181,17 @@ impl Simulator {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let model = Model::new(settings.config, epoch);
+        let kubelets = bind_kubelets(settings.config.nodes, settings.kubelet_port)?;
+        let kubelet_port = kubelets
+            .first()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port());
         let (tx, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {
             state: RwLock::new(State {
                 model,
+                pages: HashMap::new(),
+                next_list: 0,
                 objects: Objects::new(),
                 versions: HashMap::new(),
                 rv: 1,
@@ -169,13 +199,17 @@ impl Simulator {
                 modes: settings.node_modes.into_iter().collect(),
             }),
             events: tx,
+            kubelet_port,
+            kubelet_token: settings.kubelet_token,
         });
         shared.refresh(Utc::now());
         let data = web::Data::from(shared.clone());
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .route("/version", web::get().to(version))
+                .route("/stats/summary", web::get().to(kubelet_summary))
+                .route("/metrics", web::get().to(dcgm_exporter))
                 .route(
                     "/api/v1/nodes/{node}/proxy/stats/summary",
                     web::get().to(summary),
@@ -187,17 +221,25 @@ impl Simulator {
                     web::get().to(group_resource),
                 )
         })
-        .listen(listener)?
-        .run();
+        .listen(listener)?;
+        for kubelet in kubelets {
+            server = server.listen(kubelet)?;
+        }
         Ok(Simulator {
             port,
-            server,
+            kubelet_port,
+            server: server.run(),
             shared,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port every simulated kubelet listens on, if they do.
+    pub fn kubelet_port(&self) -> Option<u16> {
+        self.kubelet_port
     }
 
     /// Makes a node's summary fail, slow or healthy again.
@@ -225,6 +267,21 @@ impl Simulator {
     }
 }
 
+fn bind_kubelets(nodes: usize, port: Option<u16>) -> anyhow::Result<Vec<TcpListener>> {
+    let Some(mut port) = port else {
+        return Ok(Vec::new());
+    };
+    let mut listeners = Vec::new();
+    for ip in (0..nodes).map_while(kubelet_ip) {
+        let listener = TcpListener::bind((ip, port)).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {ip}:{port} for a simulated kubelet: {e}")
+        })?;
+        port = listener.local_addr()?.port();
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
 async fn version() -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "major": "1", "minor": "34", "gitVersion": "v1.34.0-kubemeter-simulator", "platform": "linux/amd64"
@@ -238,6 +295,9 @@ struct ListParams {
     resource_version: Option<String>,
     #[serde(rename = "timeoutSeconds")]
     timeout_seconds: Option<u64>,
+    limit: Option<usize>,
+    #[serde(rename = "continue")]
+    continue_token: Option<String>,
 }
 
 async fn core_resource(
@@ -281,26 +341,73 @@ fn resource(kind: Option<Kind>, params: ListParams, shared: web::Data<Shared>) -
         let timeout = Duration::from_secs(params.timeout_seconds.unwrap_or(300)).min(MAX_WATCH);
         return watch(kind, from, timeout, shared.into_inner());
     }
-    let state = shared.read();
-    let items: Vec<Value> = state
-        .objects
-        .range((kind, String::new(), String::new())..)
-        .take_while(|((k, _, _), _)| *k == kind)
-        .map(|(key, obj)| {
-            let mut obj = obj.clone();
-            set_rv(
-                &mut obj,
-                state.versions.get(key).copied().unwrap_or(state.rv),
-            );
-            obj
-        })
-        .collect();
+    let limit = params.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let (items, rv, offset, list_id) = match params.continue_token.as_deref().and_then(parse_token)
+    {
+        Some((id, offset)) => {
+            let state = shared.read();
+            let Some(paged) = state.pages.get(&id) else {
+                return status(
+                    410,
+                    "Expired",
+                    "the list's continue token has expired; list again",
+                );
+            };
+            (paged.items.clone(), paged.rv, offset, id)
+        }
+        None => {
+            let mut state = shared.write();
+            let items: Vec<Value> = state
+                .objects
+                .range((kind, String::new(), String::new())..)
+                .take_while(|((k, _, _), _)| *k == kind)
+                .map(|(key, obj)| {
+                    let mut obj = obj.clone();
+                    set_rv(
+                        &mut obj,
+                        state.versions.get(key).copied().unwrap_or(state.rv),
+                    );
+                    obj
+                })
+                .collect();
+            let (rv, id) = (state.rv, state.next_list);
+            state.next_list += 1;
+            let items = Arc::new(items);
+            // Pages are served from the snapshot of the first page, as the API server does.
+            state
+                .pages
+                .retain(|_, p| p.created.elapsed() < Duration::from_secs(60));
+            if items.len() > limit {
+                let created = std::time::Instant::now();
+                state.pages.insert(
+                    id,
+                    Paged {
+                        items: items.clone(),
+                        rv,
+                        created,
+                    },
+                );
+            }
+            (items, rv, 0, id)
+        }
+    };
+    let end = offset.saturating_add(limit).min(items.len());
+    let page: Vec<&Value> = items.get(offset..end).unwrap_or_default().iter().collect();
+    let mut metadata = json!({"resourceVersion": rv.to_string()});
+    if end < items.len() {
+        metadata["continue"] = Value::String(format!("{list_id}:{end}"));
+    }
     HttpResponse::Ok().json(json!({
         "apiVersion": kind.api_version(),
         "kind": kind.list_kind(),
-        "metadata": {"resourceVersion": state.rv.to_string()},
-        "items": items,
+        "metadata": metadata,
+        "items": page,
     }))
+}
+
+fn parse_token(token: &str) -> Option<(u64, usize)> {
+    let (id, offset) = token.split_once(':')?;
+    Some((id.parse().ok()?, offset.parse().ok()?))
 }
 
 /// Events after `from`, then new ones as they happen, until `timeout`.
@@ -347,8 +454,55 @@ fn watch(kind: Kind, from: u64, timeout: Duration, shared: Arc<Shared>) -> HttpR
         .streaming(stream)
 }
 
+/// The node whose simulated kubelet address was dialled.
+fn dialled_node(req: &HttpRequest, shared: &Shared) -> Option<usize> {
+    let local = req.app_config().local_addr();
+    match local.ip() {
+        std::net::IpAddr::V4(ip) if Some(local.port()) == shared.kubelet_port => {
+            (0..shared.read().model.config.nodes).find(|n| kubelet_ip(*n) == Some(ip))
+        }
+        _ => None,
+    }
+}
+
+/// `GET /metrics` on a node's address: its DCGM exporter.
+async fn dcgm_exporter(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    let Some(node) = dialled_node(&req, &shared) else {
+        return status(404, "NotFound", "not a simulated node address");
+    };
+    let text = shared.read().model.dcgm_metrics(node, Utc::now());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(text)
+}
+
+/// `GET /stats/summary` on a simulated kubelet: the node is the one whose address was dialled.
+async fn kubelet_summary(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+    let Some(node) = dialled_node(&req, &shared) else {
+        return status(404, "NotFound", "not a simulated kubelet address");
+    };
+    if let Some(token) = &shared.kubelet_token {
+        let sent = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if sent != Some(format!("Bearer {token}").as_str()) {
+            return status(
+                401,
+                "Unauthorized",
+                "the kubelet wants the service account's bearer token",
+            );
+        }
+    }
+    serve_summary(Model::node_name(node), shared).await
+}
+
 async fn summary(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let node = req.match_info().get("node").unwrap_or_default().to_string();
+    serve_summary(node, shared).await
+}
+
+async fn serve_summary(node: String, shared: web::Data<Shared>) -> HttpResponse {
     let (mode, index, model) = {
         let state = shared.read();
         let index = state.model.node_names().iter().position(|n| *n == node);

@@ -25,6 +25,10 @@ pub const CRON_PERIOD_S: i64 = 300;
 pub const CRON_RUN_S: i64 = 180;
 /// Restarting pods: their container restarts every 4 minutes.
 pub const RESTART_PERIOD_S: i64 = 240;
+/// What the simulated DCGM exporter reports for each GPU pod's device.
+pub const DCGM_UTIL_PERCENT: u64 = 65;
+pub const DCGM_FB_USED_MIB: u64 = 6144;
+pub const DCGM_FB_FREE_MIB: u64 = 9216;
 /// Node capacity.
 pub const NODE_CPU_CORES: u64 = 16;
 pub const NODE_MEMORY_GIB: u64 = 64;
@@ -397,6 +401,36 @@ impl Model {
             },
             pods: pod_stats,
         }
+    }
+}
+
+impl Model {
+    /// Node `n`'s DCGM exporter page at `t` (Prometheus text), one device per GPU container.
+    pub fn dcgm_metrics(&self, n: usize, t: DateTime<Utc>) -> String {
+        let mut out = String::from("# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).\n# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n");
+        let node = Self::node_name(n);
+        let gpus = self.node_pods(n, t).into_iter().flat_map(|p| {
+            p.containers
+                .iter()
+                .filter(|c| c.gpus > 0)
+                .map(|c| (p.namespace.clone(), p.name.clone(), c.name.clone()))
+                .collect::<Vec<_>>()
+        });
+        for (i, (namespace, pod, container)) in gpus.enumerate() {
+            let labels = format!(
+                "gpu=\"{i}\",UUID=\"GPU-{node}-{i}\",device=\"nvidia{i}\",modelName=\"Tesla T4\",Hostname=\"{node}\",container=\"{container}\",namespace=\"{namespace}\",pod=\"{pod}\""
+            );
+            out.push_str(&format!(
+                "DCGM_FI_DEV_GPU_UTIL{{{labels}}} {DCGM_UTIL_PERCENT}\n"
+            ));
+            out.push_str(&format!(
+                "DCGM_FI_DEV_FB_USED{{{labels}}} {DCGM_FB_USED_MIB}\n"
+            ));
+            out.push_str(&format!(
+                "DCGM_FI_DEV_FB_FREE{{{labels}}} {DCGM_FB_FREE_MIB}\n"
+            ));
+        }
+        out
     }
 }
 

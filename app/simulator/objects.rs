@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerStatus, Namespace, Node, NodeStatus, Pod, PodSpec, PodStatus,
+    Container, ContainerStatus, Namespace, Node, NodeAddress, NodeStatus, Pod, PodSpec, PodStatus,
     PodTemplateSpec, ResourceRequirements, Service, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -155,13 +155,27 @@ fn insert<T: serde::Serialize>(objects: &mut Objects, kind: Kind, ns: &str, name
 /// Every API object of the cluster at `t`.
 pub fn objects_at(model: &Model, t: DateTime<Utc>) -> Objects {
     let mut objects = Objects::new();
-    for name in model.node_names() {
+    for (n, name) in model.node_names().into_iter().enumerate() {
+        let mut addresses = vec![NodeAddress {
+            type_: "Hostname".into(),
+            address: name.clone(),
+        }];
+        if let Some(ip) = super::kubelet_ip(n) {
+            addresses.insert(
+                0,
+                NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: ip.to_string(),
+                },
+            );
+        }
         let node = Node {
             metadata: ObjectMeta {
                 labels: labels(&[("kubernetes.io/hostname", &name)]),
                 ..meta(None, &name, None)
             },
             status: Some(NodeStatus {
+                addresses: Some(addresses),
                 capacity: quantities(&[
                     ("cpu", NODE_CPU_CORES.to_string()),
                     ("memory", format!("{NODE_MEMORY_GIB}Gi")),

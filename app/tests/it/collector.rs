@@ -1,10 +1,15 @@
 //! The collector against the simulated cluster, writing to a real influxd. Expected values
 //! come from the simulator's known inputs (its model), not from the collector.
 
-use crate::helpers::{fresh_influx, select, start_collector, start_simulator};
+use crate::helpers::{
+    fresh_influx, select, start_collector, start_collector_with, start_simulator,
+    start_simulator_with, temp_dir,
+};
 use chrono::{DateTime, Utc};
+use kubemeter::collector::KubeletDirect;
 use kubemeter::simulator::model::{Model, SimPod};
 use kubemeter::simulator::NodeMode;
+use kubemeter::simulator::{model::SimConfig, SimSettings};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -224,4 +229,115 @@ async fn a_failing_and_a_slow_node_delay_and_drop_no_other_node() {
         .collect();
     assert_eq!(written, on_node0);
     assert!(rows.iter().all(|r| s(r, "nodename") == "node-000"));
+}
+
+fn kubelets(token: &str) -> SimSettings {
+    SimSettings {
+        config: SimConfig {
+            nodes: 3,
+            // Slot 9 is the first GPU job.
+            pods_per_node: 10,
+            seed: 9,
+        },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        node_modes: vec![],
+        kubelet_port: Some(0),
+        kubelet_token: Some(token.into()),
+    }
+}
+
+fn direct(port: u16, token: &str) -> KubeletDirect {
+    let token_file = temp_dir("token").join("token");
+    // A trailing newline, as mounted service-account tokens have.
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    KubeletDirect {
+        scheme: "http".into(),
+        port,
+        token_file: Some(token_file),
+        ca_file: None,
+        insecure_tls: false,
+    }
+}
+
+#[tokio::test]
+async fn kubelets_can_be_read_directly_with_the_service_account_token() {
+    let influx = fresh_influx().await;
+    let (url, model, port) = start_simulator_with(kubelets("sa-token"));
+    let kubelet = direct(port.unwrap(), "sa-token");
+    let mut run =
+        start_collector_with(&url, &influx, Duration::from_secs(5), Some(kubelet), None).await;
+    let report = run.collector.round().await;
+    assert!(report.failed_nodes.is_empty(), "{report:?}");
+    run.finish().await;
+    let rows = select(&influx, "SELECT last(value) FROM \"memory/usage\" WHERE \"type\" = 'pod' GROUP BY nodename, pod_name").await;
+    let sampled = time_of(&rows[0]);
+    let expected: BTreeSet<(String, String)> = (0..3)
+        .flat_map(|n| model.node_pods(n, sampled))
+        .map(|p| (p.node, p.name))
+        .collect();
+    let got: BTreeSet<(String, String)> = rows
+        .iter()
+        .map(|r| (s(r, "nodename"), s(r, "pod_name")))
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn a_wrong_kubelet_token_fails_every_node_with_a_count() {
+    let influx = fresh_influx().await;
+    let (url, _, port) = start_simulator_with(kubelets("right"));
+    let kubelet = direct(port.unwrap(), "wrong");
+    let mut run =
+        start_collector_with(&url, &influx, Duration::from_secs(5), Some(kubelet), None).await;
+    let report = run.collector.round().await;
+    assert_eq!(report.failed_nodes.len(), 3);
+    assert_eq!(run.metrics.scrape_errors("node-000"), 1);
+    run.finish().await;
+}
+
+#[tokio::test]
+async fn gpu_utilisation_and_memory_come_from_the_dcgm_exporter() {
+    use kubemeter::simulator::model::{DCGM_FB_USED_MIB, DCGM_UTIL_PERCENT};
+    let influx = fresh_influx().await;
+    let (url, model, port) = start_simulator_with(kubelets("t"));
+    let dcgm = format!("http://{{address}}:{}/metrics", port.unwrap());
+    let mut run =
+        start_collector_with(&url, &influx, Duration::from_secs(5), None, Some(dcgm)).await;
+    run.collector.round().await;
+    run.finish().await;
+    let gpu_pods: BTreeSet<String> = (0..3)
+        .flat_map(|n| model.node_pods(n, Utc::now()))
+        .filter(|p| p.containers.iter().any(|c| c.gpus > 0))
+        .map(|p| p.name)
+        .collect();
+    assert!(!gpu_pods.is_empty());
+    let duty = select(
+        &influx,
+        "SELECT value, pod_name, accelerator_id FROM \"accelerator/duty_cycle\"",
+    )
+    .await;
+    assert_eq!(
+        duty.iter()
+            .map(|r| s(r, "pod_name"))
+            .collect::<BTreeSet<_>>(),
+        gpu_pods
+    );
+    // The exporter's numbers, not the kubelet's (which says 80 % and 4 GiB).
+    assert!(
+        duty.iter().all(|r| r["value"] == DCGM_UTIL_PERCENT),
+        "{duty:?}"
+    );
+    assert!(duty
+        .iter()
+        .all(|r| s(r, "accelerator_id").starts_with("GPU-node-")));
+    let usage = select(
+        &influx,
+        "SELECT value, pod_name FROM \"gpu/usage\" WHERE \"type\" = 'pod'",
+    )
+    .await;
+    assert_eq!(usage.len(), gpu_pods.len());
+    assert!(
+        usage.iter().all(|r| r["value"] == DCGM_FB_USED_MIB),
+        "{usage:?}"
+    );
 }

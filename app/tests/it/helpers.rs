@@ -165,21 +165,29 @@ pub fn start_simulator(
     pods_per_node: usize,
     node_modes: Vec<(String, kubemeter::simulator::NodeMode)>,
 ) -> (String, kubemeter::simulator::model::Model) {
-    use kubemeter::simulator::{model::SimConfig, SimSettings, Simulator};
-    let sim = Simulator::build(SimSettings {
-        config: SimConfig {
+    let (url, model, _) = start_simulator_with(kubemeter::simulator::SimSettings {
+        config: kubemeter::simulator::model::SimConfig {
             nodes,
             pods_per_node,
             seed: 42,
         },
         listen: "127.0.0.1:0".parse().unwrap(),
         node_modes,
-    })
-    .expect("the simulator starts");
-    let url = format!("http://127.0.0.1:{}", sim.port());
-    let model = sim.model();
-    tokio::spawn(sim.run_until_stopped());
+        kubelet_port: None,
+        kubelet_token: None,
+    });
     (url, model)
+}
+
+/// A simulated cluster with any settings; returns its URL, model and kubelet port.
+pub fn start_simulator_with(
+    settings: kubemeter::simulator::SimSettings,
+) -> (String, kubemeter::simulator::model::Model, Option<u16>) {
+    let sim = kubemeter::simulator::Simulator::build(settings).expect("the simulator starts");
+    let url = format!("http://127.0.0.1:{}", sim.port());
+    let (model, kubelet_port) = (sim.model(), sim.kubelet_port());
+    tokio::spawn(sim.run_until_stopped());
+    (url, model, kubelet_port)
 }
 
 pub struct RunningCollector {
@@ -202,6 +210,17 @@ pub async fn start_collector(
     influx: &InfluxClient,
     node_timeout: Duration,
 ) -> RunningCollector {
+    start_collector_with(kube_url, influx, node_timeout, None, None).await
+}
+
+/// The same, reading kubelets directly when `kubelet` is given, and DCGM exporters.
+pub async fn start_collector_with(
+    kube_url: &str,
+    influx: &InfluxClient,
+    node_timeout: Duration,
+    kubelet: Option<kubemeter::collector::KubeletDirect>,
+    dcgm_url: Option<String>,
+) -> RunningCollector {
     use kubemeter::collector::{self, metrics::Metrics, writer, CollectSettings};
     let settings = CollectSettings {
         kube_url: Some(kube_url.to_string()),
@@ -217,6 +236,8 @@ pub async fn start_collector(
         },
         metrics_listen: None,
         shard: None,
+        kubelet,
+        dcgm_url,
     };
     let metrics = std::sync::Arc::new(Metrics::default());
     let (handle, task) = writer::spawn(influx.clone(), &settings.writer, metrics.clone()).unwrap();
