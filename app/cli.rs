@@ -6,7 +6,7 @@ use secrecy::SecretString;
 use std::net::SocketAddr;
 
 use crate::collector::{self, writer::WriterConfig, CollectSettings};
-use crate::config::{CollectArgs, ServeArgs};
+use crate::config::{CollectArgs, DbArgs, ServeArgs};
 use crate::demo::{DemoCluster, Detail};
 use crate::influx::InfluxClient;
 use crate::simulator::model::SimConfig;
@@ -35,6 +35,29 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Everything on one machine: a simulated cluster, the collector and the server.
     Demo(DemoArgs),
+    /// Add a user (prompts for the password unless --password-stdin).
+    Createuser(CreateUserArgs),
+    /// Apply the SQL migrations (serve does this at start too).
+    Migrate(DbArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CreateUserArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub email: String,
+    /// admin, viewer (dashboard only) or api (API only).
+    #[arg(long, default_value = "viewer")]
+    pub role: String,
+    /// Namespaces the user may see, e.g. team-a,team-b (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -102,9 +125,6 @@ pub struct DemoArgs {
     /// Time between scrape rounds.
     #[arg(long, env = "KUBEMETER_SCRAPE_INTERVAL", default_value = "15s", value_parser = crate::config::parse_duration)]
     pub scrape_interval: std::time::Duration,
-    /// Directory of the collector's spool.
-    #[arg(long, env = "KUBEMETER_DATA_DIR", default_value = "./data")]
-    pub data_dir: std::path::PathBuf,
     /// Where the collector serves /metrics.
     #[arg(
         long,
@@ -126,22 +146,89 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Collect(args) => collect(args).await,
         Command::Simulate(args) => simulate(args).await,
         Command::Demo(args) => demo(args).await,
+        Command::Createuser(args) => create_user(args).await,
+        Command::Migrate(args) => {
+            args.open().await?;
+            println!("migrations applied to {}", redacted(&args.url()));
+            Ok(())
+        }
     }
 }
 
-fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+fn redacted(url: &str) -> String {
+    url.split_once('@')
+        .map_or(url.to_string(), |(_, host)| format!("…@{host}"))
+}
+
+async fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let influx = args.influx.to_config()?;
+    let api_credential = args.api.credential()?;
     Ok(Settings {
         listen: args.listen,
-        influx: args.influx.to_config()?,
-        api_credential: args.api.credential()?,
+        influx,
+        api_credential,
+        db: Some(args.db.open().await?),
     })
 }
 
+async fn create_user(args: CreateUserArgs) -> anyhow::Result<()> {
+    use crate::api::request::Namespace;
+    use crate::users::{NewUser, Role};
+    let role = Role::parse(&args.role).ok_or_else(|| {
+        anyhow::anyhow!("--role must be admin, viewer or api, not {:?}", args.role)
+    })?;
+    let ok_name = |c: char| c.is_ascii_alphanumeric() || "_.@-".contains(c);
+    if args.username.is_empty() || args.username.len() > 150 || !args.username.chars().all(ok_name)
+    {
+        anyhow::bail!("--username must be 1 to 150 letters, digits or _ . @ -");
+    }
+    if !args.email.contains('@') {
+        anyhow::bail!("--email {:?} is not an email address", args.email);
+    }
+    let namespaces = args
+        .namespaces
+        .iter()
+        .map(|n| {
+            Namespace::parse(n)
+                .ok_or_else(|| anyhow::anyhow!("--namespaces: {n:?} is not a namespace name"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let password = read_password(args.password_stdin)?;
+    if password.chars().count() < 8 {
+        anyhow::bail!("the password must have at least 8 characters");
+    }
+    let db = args.db.open().await?;
+    db.create_user(NewUser {
+        username: args.username.clone(),
+        email: args.email,
+        role,
+        namespaces,
+        password: SecretString::from(password),
+    })
+    .await?;
+    println!("user {} created (role {})", args.username, role.as_str());
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let again = rpassword::prompt_password("Password (again): ")?;
+    if first != again {
+        anyhow::bail!("the passwords do not match");
+    }
+    Ok(first)
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let settings = settings(&args)?;
+    let settings = settings(&args).await?;
     let _guards = telemetry::init(&args.log.log_dir)?;
     if settings.api_credential.is_none() {
-        tracing::warn!("API_USERNAME/API_PASSWORD are not set: every API call will be refused");
+        tracing::warn!("API_USERNAME/API_PASSWORD are not set: only users made with `kubemeter createuser` can call the API");
     }
     let app = Application::build(settings)?;
     tracing::info!(port = app.port(), "kubemeter serving");
@@ -172,7 +259,7 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let mut settings = settings(&args.serve)?;
+    let mut settings = settings(&args.serve).await?;
     let _guards = telemetry::init(&args.serve.log.log_dir)?;
     let credential = settings
         .api_credential
@@ -223,7 +310,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         concurrency: 8,
         node_timeout: std::time::Duration::from_secs(5),
         writer: WriterConfig {
-            spool_dir: args.data_dir.join("spool"),
+            spool_dir: args.serve.db.data_dir.join("spool"),
             spool_max_bytes: 256 << 20,
         },
         metrics_listen: Some(args.metrics_listen),

@@ -151,11 +151,39 @@ pub struct LogArgs {
     pub log_dir: PathBuf,
 }
 
+/// Where users (and sessions, export runs) are kept.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// sqlite://… or postgres://… (default: a SQLite file in KUBEMETER_DATA_DIR).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the SQLite file (and of the collector's spool).
+    #[arg(long, env = "KUBEMETER_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+impl DbArgs {
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::users::default_url(&self.data_dir))
+    }
+
+    /// Connects and applies the migrations.
+    pub async fn open(&self) -> anyhow::Result<crate::users::Db> {
+        let db = crate::users::Db::connect(&self.url()).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+}
+
 /// What `serve` needs.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub influx: InfluxArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
     #[command(flatten)]
     pub api: ApiArgs,
     #[command(flatten)]

@@ -16,12 +16,17 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.influx.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({"status": "ready", "influxdb": "ok"})),
-        Err(e) => {
-            tracing::warn!(error = %error_chain(&e), "not ready: InfluxDB unreachable");
-            HttpResponse::ServiceUnavailable()
-                .json(json!({"status": "not ready", "influxdb": e.to_string()}))
-        }
+    let influx = state.influx.ping().await.map_err(|e| error_chain(&e));
+    let sql = match &state.db {
+        Some(db) => db.ping().await.map_err(|e| error_chain(&e)),
+        None => Ok(()),
+    };
+    let show = |r: &Result<(), String>| r.as_ref().err().cloned().unwrap_or_else(|| "ok".into());
+    let body = json!({"influxdb": show(&influx), "sql": show(&sql)});
+    if influx.is_ok() && sql.is_ok() {
+        HttpResponse::Ok().json(json!({"status": "ready", "checks": body}))
+    } else {
+        tracing::warn!(checks = %body, "not ready");
+        HttpResponse::ServiceUnavailable().json(json!({"status": "not ready", "checks": body}))
     }
 }

@@ -15,3 +15,4 @@ pub mod influx;
 pub mod simulator;
 pub mod startup;
 pub mod telemetry;
+pub mod users;

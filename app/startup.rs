@@ -5,20 +5,24 @@ use actix_web::{middleware, web, App, HttpRequest, HttpResponse, HttpServer};
 use secrecy::SecretString;
 use std::net::{SocketAddr, TcpListener};
 
-use crate::auth::ApiCredentials;
+use crate::auth::{ApiCredentials, Authenticator};
 use crate::influx::{InfluxClient, InfluxConfig};
+use crate::users::Db;
 use crate::{api, health};
 
 /// What every handler can reach.
 pub struct AppState {
     pub influx: InfluxClient,
-    pub api_credentials: ApiCredentials,
+    pub auth: Authenticator,
+    pub db: Option<Db>,
 }
 
 pub struct Settings {
     pub listen: SocketAddr,
     pub influx: InfluxConfig,
     pub api_credential: Option<(String, SecretString)>,
+    /// Users, sessions, export runs (migrated already).
+    pub db: Option<Db>,
 }
 
 pub struct Application {
@@ -37,7 +41,11 @@ impl Application {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             influx: InfluxClient::new(settings.influx),
-            api_credentials: ApiCredentials::new(settings.api_credential),
+            auth: Authenticator::new(
+                ApiCredentials::new(settings.api_credential),
+                settings.db.clone(),
+            ),
+            db: settings.db,
         });
         let server = HttpServer::new(move || {
             App::new()

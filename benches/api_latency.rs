@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         listen: "127.0.0.1:0".parse()?,
         influx: config.clone(),
         api_credential: Some(("bench".into(), SecretString::from("bench"))),
+        db: None,
     })?;
     let api = format!("http://127.0.0.1:{}/api/cpu/usage_rate", app.port());
     tokio::spawn(app.run_until_stopped());
@@ -103,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
     );
     for (name, body, runs) in modes {
         let query = MetricQuery::parse(body.as_bytes(), end)?;
-        let plan = Plan::build(metric, &query)?;
+        let plan = Plan::build(metric, &query, &kubemeter::users::Scope::All)?;
         let influxql = plan.influxql();
         let mut seed = plan.statement.clone();
         seed.conditions

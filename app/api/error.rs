@@ -43,6 +43,9 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
+            ApiError::Auth(AuthError::Forbidden(_))
+            | ApiError::BadRequest(RequestError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Auth(AuthError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

@@ -45,16 +45,17 @@ async fn query_metric(
     if name.is_empty() {
         return Err(ApiError::NotFound("Request not found".into()));
     }
-    state
-        .api_credentials
-        .verify(header(&req, "x-username"), header(&req, "x-password"))?;
+    let principal = state
+        .auth
+        .api(header(&req, "x-username"), header(&req, "x-password"))
+        .await?;
     let metric = catalogue::find(name).ok_or_else(|| {
         ApiError::NotFound(format!(
             "Unknown metric {name:?}; the metrics are listed in the README (e.g. cpu/usage_rate)"
         ))
     })?;
     let query = MetricQuery::parse(&body, Utc::now())?;
-    let plan = Plan::build(metric, &query)?;
+    let plan = Plan::build(metric, &query, &principal.scope)?;
     let series = state.influx.query(&plan.influxql()).await?;
     let rows = plan.rows(series);
     if rows.is_empty() {

@@ -10,6 +10,7 @@ use super::request::{Agg, MetricQuery, RequestError, SYSTEM_NAMESPACE};
 use crate::catalogue::{Metric, PodLevel};
 use crate::influx::ql::{Buckets, Cond, Func, GroupBy, Projection, Select, Source};
 use crate::influx::Series;
+use crate::users::Scope;
 
 /// A JSON row of the response.
 pub type Row = Map<String, Value>;
@@ -40,11 +41,40 @@ enum Shape {
 }
 
 impl Plan {
-    pub fn build(metric: &Metric, q: &MetricQuery) -> Result<Plan, RequestError> {
-        match &q.agg {
-            Agg::Raw => Ok(raw(metric, q)),
-            agg => grouped(metric, q, agg),
+    /// The plan for `q`, limited to what `scope` may see: a namespace outside it is refused,
+    /// and aggregations over several namespaces read only the allowed ones.
+    pub fn build(metric: &Metric, q: &MetricQuery, scope: &Scope) -> Result<Plan, RequestError> {
+        let mut plan = match &q.agg {
+            Agg::Raw => raw(metric, q),
+            agg => grouped(metric, q, agg)?,
+        };
+        if let Scope::Only(allowed) = scope {
+            if metric.pod_level == PodLevel::NodeOnly {
+                return Err(RequestError::Forbidden(format!(
+                    "{} is a node metric; your account may only read namespaces {}",
+                    metric.name,
+                    allowed.join(", ")
+                )));
+            }
+            let named = plan.statement.conditions.iter().find_map(|c| match c {
+                Cond::TagEq(t, ns) if t == "namespace_name" => Some(ns.clone()),
+                _ => None,
+            });
+            match named {
+                Some(ns) if !scope.allows(&ns) => {
+                    return Err(RequestError::Forbidden(format!(
+                        "your account may not read namespace {ns:?}; it may read {}",
+                        allowed.join(", ")
+                    )))
+                }
+                Some(_) => {}
+                None => plan
+                    .statement
+                    .conditions
+                    .push(Cond::TagIn("namespace_name".into(), allowed.clone())),
+            }
         }
+        Ok(plan)
     }
 
     pub fn influxql(&self) -> String {
@@ -301,7 +331,7 @@ mod tests {
     }
 
     fn plan(metric: &str, body: &str) -> Plan {
-        Plan::build(catalogue::find(metric).unwrap(), &query(body)).unwrap()
+        Plan::build(catalogue::find(metric).unwrap(), &query(body), &Scope::All).unwrap()
     }
 
     const WINDOW: &str = r#""timeBeginInterval":"2017-12-01","timeEndInterval":"2017-12-02""#;
@@ -378,9 +408,28 @@ mod tests {
     }
 
     #[test]
+    fn a_scoped_account_reads_only_its_namespaces() {
+        let scope = Scope::Only(vec!["team-a".into(), "team-b".into()]);
+        let metric = catalogue::find("cpu/usage_rate").unwrap();
+        let all = Plan::build(metric, &query(r#"{"agg":"all-namespace"}"#), &scope).unwrap();
+        assert!(
+            all.influxql()
+                .contains("\"namespace_name\" =~ /^(?:team-a|team-b)$/"),
+            "{}",
+            all.influxql()
+        );
+        let other = Plan::build(metric, &query(r#"{"namespace":"team-c"}"#), &scope);
+        assert!(matches!(other, Err(RequestError::Forbidden(_))));
+        let own = Plan::build(metric, &query(r#"{"namespace":"team-b"}"#), &scope).unwrap();
+        assert!(own.influxql().contains("\"namespace_name\" = 'team-b'"));
+        let node = catalogue::find("cpu/node_capacity").unwrap();
+        assert!(Plan::build(node, &query(r#"{"agg":"by-node"}"#), &scope).is_err());
+    }
+
+    #[test]
     fn node_metrics_only_aggregate_by_node() {
         let metric = catalogue::find("cpu/node_capacity").unwrap();
-        assert!(Plan::build(metric, &query(r#"{"agg":"all-namespace"}"#)).is_err());
+        assert!(Plan::build(metric, &query(r#"{"agg":"all-namespace"}"#), &Scope::All).is_err());
         let p = plan("cpu/node_capacity", r#"{"agg":"by-node"}"#);
         assert!(
             p.influxql().contains("WHERE \"type\" = 'node' AND time >="),

@@ -23,6 +23,8 @@ pub enum RequestError {
     NotJson(String),
     #[error("the request body must be a JSON object such as {{\"agg\": \"all-namespace\"}}")]
     NotAnObject,
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{field}: {message}")]
     Field {
         field: &'static str,

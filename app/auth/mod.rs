@@ -1,16 +1,152 @@
-//! Who may call the API. For now the seed's single bootstrap credential
-//! (`API_USERNAME`/`API_PASSWORD`), compared in constant time.
+//! Who may call the API: the seed's bootstrap credential (`API_USERNAME`/`API_PASSWORD`,
+//! compared in constant time) and the users in SQL (argon2id), with a cache of verified
+//! credentials so argon2 does not run on every call. The cache is keyed by a salted digest
+//! of the user name and password: it never holds a password.
 
+use password_hash::rand_core::{OsRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+use crate::users::{verify_password, Db, Role, Scope, StoreError};
+
+/// How long a verified credential is trusted without argon2 (a disabled user or a changed
+/// password takes effect within this time).
+const CACHE_TTL: Duration = Duration::from_secs(300);
+const CACHE_MAX: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("You are not authorized")]
     Missing,
     #[error("Username and password is not recognized")]
     NotRecognized,
+    #[error("user {0:?} has the role viewer; the API needs the role api or admin")]
+    Forbidden(String),
+    #[error("the user database is unavailable")]
+    Store(#[from] StoreError),
+}
+
+impl PartialEq for AuthError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+/// Who is calling, and what they may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub username: String,
+    pub role: Role,
+    pub scope: Scope,
+}
+
+pub struct Authenticator {
+    bootstrap: ApiCredentials,
+    db: Option<Db>,
+    salt: [u8; 32],
+    cache: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    /// A hash to verify against when the user does not exist, so that unknown and known
+    /// users take the same time.
+    dummy_hash: tokio::sync::OnceCell<String>,
+}
+
+impl Authenticator {
+    pub fn new(bootstrap: ApiCredentials, db: Option<Db>) -> Self {
+        let mut salt = [0u8; 32];
+        OsRng.fill_bytes(&mut salt);
+        Authenticator {
+            bootstrap,
+            db,
+            salt,
+            cache: Mutex::new(HashMap::new()),
+            dummy_hash: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    fn cache_key(&self, user: &str, pass: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.salt);
+        h.update(user.as_bytes());
+        h.update([0]);
+        h.update(pass.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Checks the `X-USERNAME`/`X-PASSWORD` headers of an API call.
+    pub async fn api(
+        &self,
+        username: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<Principal, AuthError> {
+        let (Some(user), Some(pass)) = (username, password) else {
+            return Err(AuthError::Missing);
+        };
+        if user.is_empty() || pass.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        if self.bootstrap.verify(Some(user), Some(pass)).is_ok() {
+            return Ok(Principal {
+                username: user.to_string(),
+                role: Role::Api,
+                scope: Scope::All,
+            });
+        }
+        let key = self.cache_key(user, pass);
+        if let Some((principal, at)) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if at.elapsed() < CACHE_TTL {
+                return Ok(principal.clone());
+            }
+        }
+        let principal = self.verify_user(user, pass).await?;
+        if principal.role == Role::Viewer {
+            return Err(AuthError::Forbidden(principal.username));
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_MAX {
+            cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+        }
+        cache.insert(key, (principal.clone(), Instant::now()));
+        Ok(principal)
+    }
+
+    async fn verify_user(&self, user: &str, pass: &str) -> Result<Principal, AuthError> {
+        let Some(db) = &self.db else {
+            return Err(AuthError::NotRecognized);
+        };
+        let password = SecretString::from(pass.to_string());
+        match db.find_user(user).await? {
+            Some((u, hash)) => {
+                if verify_password(password, hash).await && !u.disabled {
+                    Ok(Principal {
+                        username: u.username,
+                        role: u.role,
+                        scope: u.scope,
+                    })
+                } else {
+                    Err(AuthError::NotRecognized)
+                }
+            }
+            None => {
+                let dummy = self
+                    .dummy_hash
+                    .get_or_try_init(|| {
+                        crate::users::hash_password(SecretString::from("no such user"))
+                    })
+                    .await?;
+                verify_password(password, dummy.clone()).await;
+                Err(AuthError::NotRecognized)
+            }
+        }
+    }
 }
 
 /// The bootstrap API credential. Only digests are kept, so the comparison takes the same time

@@ -53,20 +53,30 @@ pub async fn fresh_influx() -> InfluxClient {
 
 /// The app against a fresh database holding the hand-made fixture.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with_users(None).await
+}
+
+/// The same, with users from `db`.
+pub async fn spawn_app_with_users(db: Option<kubemeter::users::Db>) -> TestApp {
     let influx = fresh_influx().await;
     influx
         .write(super::fixture::lines())
         .await
         .expect("the fixture is valid line protocol");
-    spawn_app_on(influx.config().clone()).await
+    spawn_app_with(influx.config().clone(), db).await
 }
 
 /// The app against any InfluxDB settings (e.g. one that is down).
 pub async fn spawn_app_on(config: InfluxConfig) -> TestApp {
+    spawn_app_with(config, None).await
+}
+
+async fn spawn_app_with(config: InfluxConfig, db: Option<kubemeter::users::Db>) -> TestApp {
     let app = Application::build(Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         influx: config.clone(),
         api_credential: Some((USER.into(), SecretString::from(PASSWORD))),
+        db,
     })
     .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -276,4 +286,36 @@ pub async fn select(influx: &InfluxClient, q: &str) -> Vec<serde_json::Map<Strin
             })
         })
         .collect()
+}
+
+/// Fresh, migrated SQL databases to run a test against: SQLite always, PostgreSQL when
+/// KUBEMETER_TEST_POSTGRES_URL is set (`.ci/run` sets it), each a new database.
+pub async fn fresh_sql_databases() -> Vec<(&'static str, kubemeter::users::Db)> {
+    use kubemeter::users::Db;
+    let dir = temp_dir("sql");
+    let mut urls = vec![(
+        "sqlite",
+        format!("sqlite://{}/kubemeter.db?mode=rwc", dir.display()),
+    )];
+    if let Ok(admin_url) = std::env::var("KUBEMETER_TEST_POSTGRES_URL") {
+        let name = fresh_database_name();
+        let admin = Db::connect(&admin_url)
+            .await
+            .expect("KUBEMETER_TEST_POSTGRES_URL answers");
+        admin
+            .execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        urls.push(("postgres", format!("{base}/{name}")));
+    }
+    let mut dbs = Vec::new();
+    for (label, url) in urls {
+        let db = Db::connect(&url).await.unwrap();
+        db.migrate().await.unwrap();
+        dbs.push((label, db));
+    }
+    dbs
 }

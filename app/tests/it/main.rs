@@ -9,4 +9,5 @@ mod extensions;
 mod fixture;
 mod helpers;
 mod influx;
+mod users;
 mod writer;
