@@ -54,7 +54,8 @@ CONF
   echo $! > "$dir/pid"
   echo "http://127.0.0.1:$http" > "$dir/url"
   for _ in $(seq 1 100); do
-    if curl -sf "http://127.0.0.1:$http/ping" >/dev/null 2>&1; then cat "$dir/url"; return; fi
+    if python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+        "http://127.0.0.1:$http/ping" >/dev/null 2>&1; then cat "$dir/url"; return; fi
     running || break
     sleep 0.1
   done

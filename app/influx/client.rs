@@ -56,18 +56,6 @@ pub enum InfluxError {
     Decode(#[source] reqwest::Error),
 }
 
-impl InfluxError {
-    /// Worth trying again later: the server was unreachable, slow, overloaded or failing.
-    /// A 400 (bad points) or a statement error will fail the same way every time.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            InfluxError::Unreachable { .. } => true,
-            InfluxError::Http { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            _ => false,
-        }
-    }
-}
-
 /// One series of a query result, as InfluxDB returns it.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Series {
@@ -116,16 +104,6 @@ impl InfluxClient {
 
     pub fn config(&self) -> &InfluxConfig {
         &self.config
-    }
-
-    /// The same client pointed at another database (tests, benchmarks, the demo).
-    pub fn with_database(&self, database: &str) -> Self {
-        let mut config = (*self.config).clone();
-        config.database = database.to_string();
-        InfluxClient {
-            http: self.http.clone(),
-            config: Arc::new(config),
-        }
     }
 
     fn endpoint(&self, path: &str) -> Url {
