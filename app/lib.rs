@@ -11,6 +11,7 @@ pub mod collector;
 pub mod config;
 pub mod demo;
 pub mod health;
+pub mod http_metrics;
 pub mod influx;
 pub mod simulator;
 pub mod startup;

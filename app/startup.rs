@@ -47,10 +47,14 @@ impl Application {
             ),
             db: settings.db,
         });
+        let metrics = web::Data::new(crate::http_metrics::HttpMetrics::default());
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(middleware::from_fn(crate::http_metrics::measure))
                 .wrap(middleware::Logger::new("%r %s %Dms"))
                 .app_data(state.clone())
+                .app_data(metrics.clone())
+                .route("/metrics", web::get().to(crate::http_metrics::render))
                 .configure(health::config)
                 .configure(api::config)
                 .default_service(web::to(not_found))

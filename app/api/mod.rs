@@ -21,11 +21,14 @@ use crate::startup::AppState;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(["/api", "/api/{metric:.*}"])
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-            .default_service(web::to(query_metric)),
-    );
+    // Two resources (not one with two paths) so each has its own pattern in /metrics.
+    for path in ["/api", "/api/{metric:.*}"] {
+        cfg.service(
+            web::resource(path)
+                .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+                .default_service(web::to(query_metric)),
+        );
+    }
 }
 
 #[tracing::instrument(skip_all, fields(metric = %req.match_info().get("metric").unwrap_or("")))]

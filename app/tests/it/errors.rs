@@ -212,3 +212,35 @@ async fn readyz_is_ok_when_influxdb_answers() {
         .unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+#[tokio::test]
+async fn metrics_count_api_calls_by_route_and_status() {
+    let app = spawn_app().await;
+    app.post("cpu/usage_rate", &window(r#""agg":"all-namespace""#))
+        .await;
+    app.post("cpu/usage_rate", r#"{"limit":"many"}"#).await;
+    app.post("cpu/usage_rate", r#"{"limit":"many"}"#).await;
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("kubemeter_http_requests_total{route=\"/api/{metric:.*}\",status=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kubemeter_http_requests_total{route=\"/api/{metric:.*}\",status=\"400\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "kubemeter_http_request_duration_seconds_count{route=\"/api/{metric:.*}\"} 3"
+        ),
+        "{text}"
+    );
+}
