@@ -1,7 +1,7 @@
-//! A small, deterministic cluster written straight into InfluxDB in the Heapster-compatible
-//! schema, for `kubemeter demo` and the benchmarks, until the simulator and collector take
-//! over the demo. Values are simple functions of the pod index and the time, so anyone can
-//! work out what a query should return.
+//! A deterministic Heapster-era data set written straight into InfluxDB (no collector): the
+//! API benchmark's 500 pods × 2 days, and the 2017-12 window `kubemeter demo` loads so the old
+//! README's curl example answers. Values are simple functions of the pod index and the minute,
+//! so anyone can work out what a query should return.
 
 use chrono::{DateTime, Utc};
 
