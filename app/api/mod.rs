@@ -2,6 +2,7 @@
 //! JSON body, its four response shapes), with its faults fixed. See SEED-API.md.
 
 mod error;
+pub mod openapi;
 pub mod plan;
 pub mod request;
 
@@ -21,6 +22,8 @@ use crate::startup::AppState;
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
+    // Before the catch-all metric route, which would take it for a metric.
+    cfg.route("/api/openapi.json", web::get().to(openapi::openapi));
     // Two resources (not one with two paths) so each has its own pattern in /metrics.
     for path in ["/api", "/api/{metric:.*}"] {
         cfg.service(

@@ -14,6 +14,23 @@ pub const MAX_LIMIT: u32 = 10_000;
 pub const DEFAULT_LIMIT: u32 = 100;
 /// Most time buckets one request may produce.
 pub const MAX_BUCKETS: i64 = 10_000;
+/// The named aggregation modes (plus `by-label:<key>`), as the API and its OpenAPI document
+/// spell them.
+pub const AGG_MODES: [(&str, Agg); 5] = [
+    ("pod-by-namespace", Agg::PodByNamespace),
+    ("all-namespace", Agg::AllNamespace),
+    ("all-pod", Agg::AllPod),
+    ("by-workload", Agg::ByWorkload),
+    ("by-node", Agg::ByNode),
+];
+/// The aggregate functions of `fn`.
+pub const FUNCS: [(&str, Func); 5] = [
+    ("sum", Func::Sum),
+    ("mean", Func::Mean),
+    ("max", Func::Max),
+    ("min", Func::Min),
+    ("integral", Func::Integral),
+];
 /// The namespace the seed excluded from cluster-wide aggregations.
 pub const SYSTEM_NAMESPACE: &str = "kube-system";
 
@@ -218,39 +235,34 @@ fn parse_agg(v: &Value) -> Result<Agg, RequestError> {
     let s = v
         .as_str()
         .ok_or_else(|| field_error("agg", "must be a string such as \"pod-by-namespace\""))?;
-    Ok(match s {
-        "pod-by-namespace" => Agg::PodByNamespace,
-        "all-namespace" => Agg::AllNamespace,
-        "all-pod" => Agg::AllPod,
-        "by-workload" => Agg::ByWorkload,
-        "by-node" => Agg::ByNode,
-        _ => match s.strip_prefix("by-label:") {
-            Some(key) => Agg::ByLabel(LabelKey::parse(key).ok_or_else(|| {
-                field_error(
-                    "agg",
-                    format!(
-                        "{key:?} is not a Kubernetes label key (e.g. team or example.com/team)"
-                    ),
-                )
-            })?),
-            // The seed's contract: any other value means raw points.
-            None => Agg::Raw,
-        },
-    })
+    if let Some((_, agg)) = AGG_MODES.iter().find(|(name, _)| *name == s) {
+        return Ok(agg.clone());
+    }
+    match s.strip_prefix("by-label:") {
+        Some(key) => LabelKey::parse(key).map(Agg::ByLabel).ok_or_else(|| {
+            field_error(
+                "agg",
+                format!("{key:?} is not a Kubernetes label key (e.g. team or example.com/team)"),
+            )
+        }),
+        // The seed's contract: any other value means raw points.
+        None => Ok(Agg::Raw),
+    }
 }
 
 fn parse_func(v: &Value) -> Result<Func, RequestError> {
-    match v.as_str() {
-        Some("sum") => Ok(Func::Sum),
-        Some("mean") => Ok(Func::Mean),
-        Some("max") => Ok(Func::Max),
-        Some("min") => Ok(Func::Min),
-        Some("integral") => Ok(Func::Integral),
-        _ => Err(field_error(
-            "fn",
-            format!("must be one of \"sum\", \"mean\", \"max\", \"min\", \"integral\", got {v}"),
-        )),
-    }
+    let name = v.as_str().unwrap_or_default();
+    FUNCS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
+        .ok_or_else(|| {
+            let names: Vec<String> = FUNCS.iter().map(|(n, _)| format!("{n:?}")).collect();
+            field_error(
+                "fn",
+                format!("must be one of {}, got {v}", names.join(", ")),
+            )
+        })
 }
 
 fn parse_time(field: &'static str, v: &Value) -> Result<DateTime<Utc>, RequestError> {

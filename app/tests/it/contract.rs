@@ -152,3 +152,72 @@ async fn container_only_metrics_aggregate_their_container_series() {
         owned(&[("web-1", 364_500.0)])
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_matches_what_the_api_accepts() {
+    let app = spawn_app().await;
+    let doc: Value = app
+        .http
+        .get(format!("{}/api/openapi.json", app.address))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let post = &doc["paths"]["/api/{metric}"]["post"];
+    let query = &doc["components"]["schemas"]["Query"]["properties"];
+    // Every documented metric is served (200: rows or the empty set, never 404).
+    for metric in post["parameters"][0]["schema"]["enum"].as_array().unwrap() {
+        let resp = app.post(metric.as_str().unwrap(), &window("")).await;
+        assert_eq!(resp.status(), 200, "{metric}");
+    }
+    // Every documented agg and fn is accepted.
+    for agg in query["agg"]["enum"].as_array().unwrap() {
+        for func in query["fn"]["enum"].as_array().unwrap() {
+            let body = window(&format!(r#""agg":{agg},"fn":{func}"#));
+            let resp = app.post("cpu/usage_rate", &body).await;
+            assert_eq!(resp.status(), 200, "{body}");
+        }
+    }
+    // The documented limit bound is the enforced one.
+    let max = query["limit"]["oneOf"][0]["maximum"].as_u64().unwrap();
+    assert_eq!(
+        app.post("cpu/usage_rate", &window(&format!(r#""limit":{max}"#)))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.post(
+            "cpu/usage_rate",
+            &window(&format!(r#""limit":{}"#, max + 1))
+        )
+        .await
+        .status(),
+        400
+    );
+    // Errors have the documented body shape.
+    let required = doc["components"]["schemas"]["Error"]["required"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for resp in [
+        app.post_as("cpu/usage_rate", "", Some("x"), Some("y"))
+            .await,
+        app.post("cpu/usage_rate", r#"{"limit":0}"#).await,
+    ] {
+        let status = resp.status().as_u16();
+        assert!(
+            post["responses"][status.to_string()].is_object(),
+            "{status} is documented"
+        );
+        let body: Value = resp.json().await.unwrap();
+        for field in &required {
+            assert!(
+                body.get(field.as_str().unwrap()).is_some(),
+                "{status}: {body}"
+            );
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `GET /api/openapi.json`: the API described for client generators and reviewers, built from
+//! the same catalogue and constants the handlers use, so it cannot drift from them.
+
+use actix_web::HttpResponse;
+use serde_json::{json, Value};
+
+use super::request::{AGG_MODES, DEFAULT_LIMIT, FUNCS, MAX_BUCKETS, MAX_LIMIT};
+use crate::catalogue::METRICS;
+
+fn error(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+pub fn document() -> Value {
+    let metrics: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
+    let aggs: Vec<&str> = AGG_MODES.iter().map(|(name, _)| *name).collect();
+    let funcs: Vec<&str> = FUNCS.iter().map(|(name, _)| *name).collect();
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "kubemeter",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "What every Kubernetes workload uses, for billing. Compatible with the kube_monitoring API.",
+        },
+        "paths": {
+            "/api/{metric}": {
+                "post": {
+                    "summary": "Raw points or aggregations of one metric",
+                    "parameters": [
+                        {"name": "metric", "in": "path", "required": true,
+                         "description": "A catalogue metric; slashes stay as they are (cpu/usage_rate).",
+                         "schema": {"type": "string", "enum": metrics}},
+                        {"name": "X-USERNAME", "in": "header", "required": true, "schema": {"type": "string"}},
+                        {"name": "X-PASSWORD", "in": "header", "required": true, "schema": {"type": "string", "format": "password"}}
+                    ],
+                    "requestBody": {"required": false, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Query"}}}},
+                    "responses": {
+                        "200": {"description": "Rows (raw points newest first, or one row per group), or {code: 200, message: \"Query returns empty set\"}.",
+                                "content": {"application/json": {"schema": {"oneOf": [
+                                    {"type": "array", "items": {"type": "object", "additionalProperties": true}},
+                                    {"$ref": "#/components/schemas/Error"}]}}}},
+                        "400": error("A field is wrong; the message names it and what it accepts."),
+                        "401": error("Missing or unrecognised credentials."),
+                        "403": error("The account may not read this (role or namespace scope)."),
+                        "404": error("No metric, or not a catalogue metric."),
+                        "405": error("Only POST."),
+                        "503": error("InfluxDB (or the user database) is unreachable.")
+                    }
+                }
+            },
+            "/healthz": {"get": {"summary": "The process runs", "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "InfluxDB and SQL reachable", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text/plain"}}}}
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["code", "message"],
+                      "properties": {"code": {"type": "integer"}, "message": {"type": "string"}}},
+            "Query": {"type": "object", "properties": {
+                "namespace": {"type": "string", "default": "default", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
+                "limit": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                                    {"type": "string", "pattern": "^[0-9]+$"}],
+                          "default": DEFAULT_LIMIT,
+                          "description": format!("Raw points only, 1 to {MAX_LIMIT}, as a number or a string.")},
+                "agg": {"type": "string", "enum": aggs,
+                        "description": "Also by-label:<label key>. Any other value (or none): raw points."},
+                "fn": {"type": "string", "enum": funcs, "default": "sum"},
+                "step": {"type": "string", "example": "1h",
+                         "description": format!("Bucket width (s, m, h, d) for time series; at most {MAX_BUCKETS} buckets.")},
+                "timeBeginInterval": {"type": "string", "example": "2017-12-01", "description": "YYYY-MM-DD or RFC 3339; inclusive. Default: an hour before the end."},
+                "timeEndInterval": {"type": "string", "example": "2017-12-31T00:00:00Z", "description": "YYYY-MM-DD or RFC 3339; exclusive. Default: now."}
+            }}
+        }}
+    })
+}
+
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
