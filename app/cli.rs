@@ -149,15 +149,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Createuser(args) => create_user(args).await,
         Command::Migrate(args) => {
             args.open().await?;
-            println!("migrations applied to {}", redacted(&args.url()));
+            println!(
+                "migrations applied to {}",
+                crate::users::redact(&args.url())
+            );
             Ok(())
         }
     }
-}
-
-fn redacted(url: &str) -> String {
-    url.split_once('@')
-        .map_or(url.to_string(), |(_, host)| format!("…@{host}"))
 }
 
 async fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {

@@ -3,8 +3,8 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::api::error_chain;
 use crate::startup::AppState;
+use crate::telemetry::error_chain;
 
 pub fn config(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))

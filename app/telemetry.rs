@@ -43,3 +43,15 @@ pub fn init(log_dir: &Path) -> anyhow::Result<Vec<WorkerGuard>> {
         .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))?;
     Ok(vec![info_guard, errors_guard])
 }
+
+/// `outer: inner: innermost`, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -213,7 +213,8 @@ impl Db {
     }
 }
 
-fn redact(url: &str) -> String {
+/// A database URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://…@{}", &url[..scheme], &url[at + 1..])

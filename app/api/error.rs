@@ -9,6 +9,7 @@ use serde_json::json;
 use super::request::RequestError;
 use crate::auth::AuthError;
 use crate::influx::InfluxError;
+use crate::telemetry::error_chain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -73,16 +74,4 @@ impl ResponseError for ApiError {
         }
         resp.json(json!({"code": status.as_u16(), "message": self.message()}))
     }
-}
-
-/// `outer: inner: innermost`, for logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
 
-pub use error::{error_chain, ApiError};
+pub use error::ApiError;
 use plan::Plan;
 use request::MetricQuery;
 

@@ -26,8 +26,8 @@ use self::owners::Owner;
 use self::points::{encode_summary, encode_totals, Totals};
 use self::rates::Rates;
 use self::writer::{WriterConfig, WriterHandle};
-use crate::api::error_chain;
 use crate::influx::InfluxClient;
+use crate::telemetry::error_chain;
 
 /// Rounds a counter series may miss before its last sample is forgotten.
 const KEEP_ROUNDS: u64 = 4;

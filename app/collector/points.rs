@@ -158,25 +158,21 @@ pub fn encode_summary(
         points: 0,
     };
     let node = &summary.node;
-    let mut node_requests = Sums::default();
+    // The node's requests and limits are its pods' (encode_node replaces the usage fields).
+    let mut pods_total = Sums::default();
     for pod in &summary.pods {
         let info = cluster
             .pods
             .get(&(pod.pod_ref.namespace.clone(), pod.pod_ref.name.clone()));
         let sums = encode_pod(&mut out, &cluster.name, &node.node_name, pod, info, rates);
-        node_requests.add(&Sums {
-            cpu_usage_rate: 0,
-            memory_usage: 0,
-            memory_working_set: 0,
-            ..sums
-        });
+        pods_total.add(&sums);
         totals
             .namespaces
             .entry(pod.pod_ref.namespace.clone())
             .or_default()
             .add(&sums);
     }
-    let node_sums = encode_node(&mut out, cluster, summary, node_requests, rates);
+    let node_sums = encode_node(&mut out, cluster, summary, pods_total, rates);
     totals.cluster.add(&node_sums);
     out.points
 }

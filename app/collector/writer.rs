@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 
 use super::metrics::Metrics;
 use super::spool::Spool;
-use crate::api::error_chain;
 use crate::influx::{InfluxClient, InfluxError};
+use crate::telemetry::error_chain;
 
 /// Most lines in one `/write` (InfluxDB's advice: 5 000).
 pub const BATCH_LINES: usize = 5_000;

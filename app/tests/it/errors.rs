@@ -1,6 +1,6 @@
 //! Bad input gets a 4xx JSON body that says what to fix; nothing a caller sends runs as InfluxQL.
 
-use crate::helpers::{fresh_influx, spawn_app, spawn_app_on, window, PASSWORD, USER};
+use crate::helpers::{fresh_influx, spawn_app, spawn_app_on, window, USER};
 use kubemeter::influx::client::InfluxAuth;
 use kubemeter::influx::InfluxConfig;
 use serde_json::{json, Value};
@@ -198,7 +198,6 @@ async fn a_missing_database_is_503_naming_it() {
         body["message"].as_str().unwrap().contains("no_such_db"),
         "{body}"
     );
-    let _ = PASSWORD;
 }
 
 #[tokio::test]

@@ -293,10 +293,7 @@ pub async fn select(influx: &InfluxClient, q: &str) -> Vec<serde_json::Map<Strin
 pub async fn fresh_sql_databases() -> Vec<(&'static str, kubemeter::users::Db)> {
     use kubemeter::users::Db;
     let dir = temp_dir("sql");
-    let mut urls = vec![(
-        "sqlite",
-        format!("sqlite://{}/kubemeter.db?mode=rwc", dir.display()),
-    )];
+    let mut urls = vec![("sqlite", kubemeter::users::default_url(&dir))];
     if let Ok(admin_url) = std::env::var("KUBEMETER_TEST_POSTGRES_URL") {
         let name = fresh_database_name();
         let admin = Db::connect(&admin_url)
