@@ -323,6 +323,22 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         }
     });
 
+    let demo_user = "demo";
+    if let Some(db) = &settings.db {
+        let created = db
+            .create_user(crate::users::NewUser {
+                username: demo_user.into(),
+                email: "demo@example.invalid".into(),
+                role: crate::users::Role::Admin,
+                namespaces: vec![],
+                password: SecretString::from(demo_user),
+            })
+            .await;
+        match created {
+            Ok(()) | Err(crate::users::StoreError::UserExists(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let app = Application::build(settings)?;
     let port = app.port();
     println!();
@@ -330,6 +346,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "  a simulated cluster of {} nodes is scraped every {:?}",
         args.nodes, args.scrape_interval
+    );
+    println!(
+        "Dashboard: http://127.0.0.1:{port}/web/login/  (user {demo_user}, password {demo_user})"
     );
     println!("API credential: X-USERNAME {user}  X-PASSWORD {password}");
     println!("Try:");

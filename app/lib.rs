@@ -17,3 +17,4 @@ pub mod simulator;
 pub mod startup;
 pub mod telemetry;
 pub mod users;
+pub mod web;

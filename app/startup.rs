@@ -57,6 +57,7 @@ impl Application {
                 .route("/metrics", web::get().to(crate::http_metrics::render))
                 .configure(health::config)
                 .configure(api::config)
+                .configure(crate::web::config)
                 .default_service(web::to(not_found))
         })
         .listen(listener)?

@@ -77,7 +77,7 @@ impl Scope {
         }
     }
 
-    fn from_column(s: &str) -> Scope {
+    pub(crate) fn from_column(s: &str) -> Scope {
         if s.trim().is_empty() {
             Scope::All
         } else {
@@ -152,6 +152,11 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// The pool, for the stores of other areas (sessions, export runs).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -48,32 +48,7 @@ impl Plan {
             Agg::Raw => raw(metric, q),
             agg => grouped(metric, q, agg)?,
         };
-        if let Scope::Only(allowed) = scope {
-            if metric.pod_level == PodLevel::NodeOnly {
-                return Err(RequestError::Forbidden(format!(
-                    "{} is a node metric; your account may only read namespaces {}",
-                    metric.name,
-                    allowed.join(", ")
-                )));
-            }
-            let named = plan.statement.conditions.iter().find_map(|c| match c {
-                Cond::TagEq(t, ns) if t == "namespace_name" => Some(ns.clone()),
-                _ => None,
-            });
-            match named {
-                Some(ns) if !scope.allows(&ns) => {
-                    return Err(RequestError::Forbidden(format!(
-                        "your account may not read namespace {ns:?}; it may read {}",
-                        allowed.join(", ")
-                    )))
-                }
-                Some(_) => {}
-                None => plan
-                    .statement
-                    .conditions
-                    .push(Cond::TagIn("namespace_name".into(), allowed.clone())),
-            }
-        }
+        restrict(&mut plan.statement, metric, scope)?;
         Ok(plan)
     }
 
@@ -107,6 +82,39 @@ impl Plan {
                     rows.collect()
                 }
             }
+        }
+    }
+}
+
+/// Limits `statement` to what `scope` may see: the one check both the API and the dashboard
+/// use. A named namespace outside the scope is refused, node metrics are refused to scoped
+/// users, and a statement over several namespaces reads only the allowed ones.
+pub fn restrict(statement: &mut Select, metric: &Metric, scope: &Scope) -> Result<(), RequestError> {
+    let Scope::Only(allowed) = scope else {
+        return Ok(());
+    };
+    if metric.pod_level == PodLevel::NodeOnly {
+        return Err(RequestError::Forbidden(format!(
+            "{} is a node metric; your account may only read namespaces {}",
+            metric.name,
+            allowed.join(", ")
+        )));
+    }
+    let named = statement.conditions.iter().find_map(|c| match c {
+        Cond::TagEq(t, ns) if t == "namespace_name" => Some(ns.clone()),
+        _ => None,
+    });
+    match named {
+        Some(ns) if !scope.allows(&ns) => Err(RequestError::Forbidden(format!(
+            "your account may not read namespace {ns:?}; it may read {}",
+            allowed.join(", ")
+        ))),
+        Some(_) => Ok(()),
+        None => {
+            statement
+                .conditions
+                .push(Cond::TagIn("namespace_name".into(), allowed.clone()));
+            Ok(())
         }
     }
 }

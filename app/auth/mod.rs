@@ -3,6 +3,9 @@
 //! credentials so argon2 does not run on every call. The cache is keyed by a salted digest
 //! of the user name and password: it never holds a password.
 
+pub mod lockout;
+pub mod sessions;
+
 use password_hash::rand_core::{OsRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -26,6 +29,8 @@ pub enum AuthError {
     NotRecognized,
     #[error("user {0:?} has the role viewer; the API needs the role api or admin")]
     Forbidden(String),
+    #[error("user {0:?} has the role api, which is for the API only; the dashboard needs the role viewer or admin")]
+    ApiOnly(String),
     #[error("the user database is unavailable")]
     Store(#[from] StoreError),
 }
@@ -42,6 +47,24 @@ pub struct Principal {
     pub username: String,
     pub role: Role,
     pub scope: Scope,
+}
+
+impl Principal {
+    /// The API is for billing systems and admins; viewers use the dashboard.
+    pub fn check_api(&self) -> Result<(), AuthError> {
+        match self.role {
+            Role::Viewer => Err(AuthError::Forbidden(self.username.clone())),
+            Role::Api | Role::Admin => Ok(()),
+        }
+    }
+
+    /// The dashboard is for people; machine accounts stay in the API.
+    pub fn check_web(&self) -> Result<(), AuthError> {
+        match self.role {
+            Role::Api => Err(AuthError::ApiOnly(self.username.clone())),
+            Role::Viewer | Role::Admin => Ok(()),
+        }
+    }
 }
 
 pub struct Authenticator {
@@ -107,14 +130,20 @@ impl Authenticator {
             }
         }
         let principal = self.verify_user(user, pass).await?;
-        if principal.role == Role::Viewer {
-            return Err(AuthError::Forbidden(principal.username));
-        }
+        principal.check_api()?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_MAX {
             cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
         }
         cache.insert(key, (principal.clone(), Instant::now()));
+        Ok(principal)
+    }
+
+    /// Checks a user's password against SQL (the dashboard's sign-in; never cached, and the
+    /// bootstrap API credential is not a dashboard account).
+    pub async fn password(&self, user: &str, pass: &str) -> Result<Principal, AuthError> {
+        let principal = self.verify_user(user, pass).await?;
+        principal.check_web()?;
         Ok(principal)
     }
 

@@ -10,4 +10,5 @@ mod fixture;
 mod helpers;
 mod influx;
 mod users;
+mod web;
 mod writer;
