@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::format::{human, time};
+use super::format::human;
 use chrono::{DateTime, Utc};
 
 /// Plot size in SVG units; the SVG scales to the page width.
@@ -33,6 +33,8 @@ pub struct Tick {
     /// Position in SVG units along the axis.
     pub at: f64,
     pub label: String,
+    /// `start`, `middle` or `end`: the first and last labels stay inside the chart.
+    pub anchor: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -49,8 +51,9 @@ pub struct LineChart {
 /// One series: its label and its points (seconds since the epoch, value), by time.
 pub type Points = Vec<(i64, f64)>;
 
-/// A chart of `series` over `[from, to)`; a gap longer than one and a half buckets breaks the
-/// line (a gap is shown as a gap, never as zero).
+/// A chart of `series` over `[from, to)`. A gap breaks the line (a gap is shown as a gap,
+/// never as zero): longer than one and a half buckets and than 2.5 times the series' usual
+/// spacing (samples may be sparser than the buckets).
 pub fn line_chart(
     series: &[(String, Points)],
     from: DateTime<Utc>,
@@ -81,16 +84,28 @@ pub fn line_chart(
             Tick {
                 at: y(v),
                 label: human(v, unit),
+                anchor: "end",
             }
         })
         .collect();
+    // Seconds matter in a short range, the date in a long one.
+    let format = match t1 - t0 {
+        s if s <= 3600.0 => "%H:%M:%S",
+        s if s <= 86400.0 => "%H:%M",
+        _ => "%m-%d %H:%M",
+    };
     let x_ticks = (0..=4)
         .map(|i| {
             let t = t0 + (t1 - t0) * i as f64 / 4.0;
             let at = DateTime::from_timestamp(t as i64, 0).unwrap_or(from);
             Tick {
                 at: x(t as i64),
-                label: time(at)[5..16].to_string(),
+                label: at.format(format).to_string(),
+                anchor: match i {
+                    0 => "start",
+                    4 => "end",
+                    _ => "middle",
+                },
             }
         })
         .collect();
@@ -106,17 +121,20 @@ pub fn line_chart(
 }
 
 fn path(points: &[(i64, f64)], step: u64, x: &dyn Fn(i64) -> f64, y: &dyn Fn(f64) -> f64) -> String {
+    let mut spacings: Vec<i64> = points.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    spacings.sort_unstable();
+    let usual = spacings.get(spacings.len() / 2).copied().unwrap_or(0) as f64;
+    let longest = (1.5 * step as f64).max(2.5 * usual);
     let mut d = String::new();
-    let mut last: Option<i64> = None;
-    for &(t, v) in points {
-        let joined = last.is_some_and(|l| (t - l) as f64 <= 1.5 * step as f64);
+    for (i, &(t, v)) in points.iter().enumerate() {
+        let joined = i > 0 && (t - points[i - 1].0) as f64 <= longest;
         let cmd = if joined { 'L' } else { 'M' };
         let _ = write!(d, "{cmd}{:.1},{:.1} ", x(t), y(v));
         // A lone point would be invisible: draw it as a short dash.
-        if !joined && !points.iter().any(|&(u, _)| u > t && (u - t) as f64 <= 1.5 * step as f64) {
+        let next_joined = points.get(i + 1).is_some_and(|n| (n.0 - t) as f64 <= longest);
+        if !joined && !next_joined {
             let _ = write!(d, "h2 ");
         }
-        last = Some(t);
     }
     d.trim_end().to_string()
 }
@@ -174,15 +192,16 @@ mod tests {
     #[test]
     fn points_map_onto_the_plot_and_gaps_break_the_line() {
         let from = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
-        let to = from + chrono::Duration::seconds(400);
+        let to = from + chrono::Duration::seconds(500);
         let t = from.timestamp();
-        // Buckets of 100 s: 0, 100, then a gap, then 300.
-        let points = vec![(t, 0.0), (t + 100, 50.0), (t + 300, 100.0)];
-        let chart = line_chart(&[("total".into(), points)], from, to, 100, "count");
-        // Plot x from 90 to 790 over 400 s; y from 216 (0) to 10 (100).
-        assert_eq!(chart.lines[0].d, "M90.0,216.0 L265.0,113.0 M615.0,10.0 h2");
+        // Buckets of 20 s, samples every 100 s: 0, 100, 200, then a gap, then 460.
+        let points = vec![(t, 0.0), (t + 100, 50.0), (t + 200, 50.0), (t + 460, 100.0)];
+        let chart = line_chart(&[("total".into(), points)], from, to, 20, "count");
+        // Plot x from 90 to 790 over 500 s; y from 216 (0) to 10 (100). 260 s > 2.5 × 100 s.
+        assert_eq!(chart.lines[0].d, "M90.0,216.0 L230.0,113.0 L370.0,113.0 M734.0,10.0 h2");
         assert_eq!(chart.y_ticks[4].label, "100");
-        assert_eq!(chart.x_ticks[0].label, "11-01 00:00");
+        assert_eq!(chart.x_ticks[0].label, "00:00:00");
+        assert_eq!(chart.x_ticks[4].label, "00:08:20");
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub struct RangeForm {
     pub from: String,
     pub to: String,
     pub hidden: Vec<(&'static str, String)>,
+    pub custom: bool,
 }
 
 impl RangeForm {
@@ -54,6 +55,7 @@ impl RangeForm {
             from: local(range.from),
             to: local(range.to),
             hidden,
+            custom: range.preset.is_none(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Integration tests: the real app on port 0 against a real influxd (KUBEMETER_TEST_INFLUX_URL,
 //! started by `make test`), one fresh database per test.
 
+mod browser;
 mod collector;
 mod contract;
 mod errors;
