@@ -10,7 +10,7 @@ BENCH_INFLUX_DIR := $(shell mktemp -u /tmp/kubemeter-bench-influx.XXXXXX)
 
 help:
 	@echo "make run    - the demo: a local InfluxDB with a demo cluster, and kubemeter serving it"
-	@echo "make test   - every test, against a private influxd (installed if missing)"
+	@echo "make test   - every test, against a private influxd and a headless Chromium (installed if missing)"
 	@echo "make bench  - the benchmarks (release build), printing ratios measured in one run"
 
 # The demo keeps its InfluxDB data in $(INFLUX_DIR) and stops influxd when you press Ctrl-C.
@@ -22,7 +22,8 @@ run:
 	./target/release/kubemeter demo
 
 test:
-	@url=$$(scripts/influxd.sh start $(TEST_INFLUX_DIR)) && \
+	@scripts/browser.sh && \
+	url=$$(scripts/influxd.sh start $(TEST_INFLUX_DIR)) && \
 	trap 'scripts/influxd.sh stop $(TEST_INFLUX_DIR); rm -rf $(TEST_INFLUX_DIR)' EXIT && \
 	KUBEMETER_TEST_INFLUX_URL=$$url cargo test --all-targets --no-fail-fast
 

@@ -82,13 +82,22 @@ async fn main() -> anyhow::Result<()> {
         password: SecretString::from("meter-password"),
     })
     .await?;
+    db.create_user(kubemeter::users::NewUser {
+        username: "viewer".into(),
+        email: "viewer@example.com".into(),
+        role: kubemeter::users::Role::Viewer,
+        namespaces: vec![],
+        password: SecretString::from("viewer-password"),
+    })
+    .await?;
     let app = Application::build(Settings {
         listen: "127.0.0.1:0".parse()?,
         influx: config.clone(),
         api_credential: Some(("bench".into(), SecretString::from("bench"))),
         db: Some(db),
     })?;
-    let api = format!("http://127.0.0.1:{}/api/cpu/usage_rate", app.port());
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let api = format!("{base}/api/cpu/usage_rate");
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::new();
     let query_url = format!("{url}/query");
@@ -191,6 +200,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("direct = the same InfluxQL POSTed to influxd's /query; seed's InfluxQL = the same without the type filter (all levels).");
     throughput(&http, &api).await;
+    web_pages(&base).await;
     let _ = std::fs::remove_dir_all(&sql_dir);
     influx.drop_database().await?;
     Ok(())
@@ -256,4 +266,59 @@ async fn throughput(http: &reqwest::Client, api: &str) {
     println!("  bootstrap credential (no argon2): {bootstrap:.0} req/s");
     println!("  user / bootstrap: {:.2}", user / bootstrap);
     println!("  one argon2id verification: {argon_ms:.1} ms (without the cache: at most {:.0} req/s per core)", 1000.0 / argon_ms);
+}
+
+/// Issue 4's target: a stats page of 1 000 rows with its chart, signed in as a SQL user.
+async fn web_pages(base: &str) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let login = http.get(format!("{base}/web/login/")).send().await.expect("login page");
+    let csrf_cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = login.text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let at = page.find(marker).unwrap() + marker.len();
+    let token = page[at..].split('"').next().unwrap().to_string();
+    let signed = http
+        .post(format!("{base}/web/authentication/signin"))
+        .header("cookie", csrf_cookie)
+        .form(&[("username", "viewer"), ("password", "viewer-password"), ("csrf_token", token.as_str())])
+        .send()
+        .await
+        .expect("sign-in");
+    let session = signed
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("kubemeter_session="))
+        .expect("a session");
+    let range = "from=2017-12-02T23:00:00Z&to=2017-12-03T00:00:00Z";
+    println!();
+    println!("dashboard pages (last hour of the data, 1 000 rows each, 21 runs):");
+    println!("{:<44} {:>8} {:>10} {:>10}", "page", "p50", "size", "rows");
+    for (name, path) in [
+        ("one namespace (100 pods)", format!("/web/stats/cpu/usage_rate/cluster-3?{range}")),
+        ("all namespaces (500 pods)", format!("/web/stats/cpu/usage_rate?{range}")),
+        ("one workload", format!("/web/stats/cpu/usage_rate/cluster-3?workload=Deployment/deployment-3&{range}")),
+        ("cluster at a glance (3 metrics, 500 pods)", format!("/web/stats/index?{range}")),
+    ] {
+        let mut samples = Vec::new();
+        let (mut size, mut rows) = (0, 0);
+        for _ in 0..21 {
+            let (ms, body) = {
+                let start = Instant::now();
+                let resp = http.get(format!("{base}{path}")).header("cookie", &session).send().await.unwrap();
+                assert_eq!(resp.status(), 200, "{path}");
+                let body = resp.text().await.unwrap();
+                (start.elapsed().as_secs_f64() * 1000.0, body)
+            };
+            samples.push(ms);
+            size = body.len();
+            rows = body.matches("<tr><td>").count();
+        }
+        println!("{name:<44} {:>6.1} ms {:>7} KB {rows:>10}", p50(samples), size / 1024);
+    }
+    println!("target: a 1 000-row stats page with its chart in <= 50 ms p50 (the old app: 74 ms, 297 KB)");
 }

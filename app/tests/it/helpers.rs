@@ -71,7 +71,7 @@ pub async fn spawn_app_on(config: InfluxConfig) -> TestApp {
     spawn_app_with(config, None).await
 }
 
-async fn spawn_app_with(config: InfluxConfig, db: Option<kubemeter::users::Db>) -> TestApp {
+pub async fn spawn_app_with(config: InfluxConfig, db: Option<kubemeter::users::Db>) -> TestApp {
     let app = Application::build(Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         influx: config.clone(),

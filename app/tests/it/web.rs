@@ -241,24 +241,45 @@ async fn session_cookies_are_http_only_same_site_and_secure_behind_tls() {
 
 #[tokio::test]
 async fn repeated_failures_are_slowed_then_refused_even_with_the_right_password() {
+    for (label, db) in fresh_sql_databases().await {
+        add_user(&db, "alice", Role::Viewer, &[]).await;
+        let app = spawn_app_with_users(Some(db)).await;
+        let mut v = Visitor::new(&app);
+        for i in 0..10 {
+            let started = std::time::Instant::now();
+            let (status, _, _) = v.sign_in("alice", "guess").await;
+            assert_eq!(status, 401, "{label}: attempt {i}");
+            if i >= 5 {
+                // The policy: from the 5th failure on, 250 ms more per failure.
+                let at_least = std::time::Duration::from_millis(250 * (i - 4));
+                assert!(started.elapsed() >= at_least, "{label}: attempt {i} took {:?}", started.elapsed());
+            }
+        }
+        let (status, page, _) = v.sign_in("alice", "alice-password").await;
+        assert_eq!(status, 429, "{label}");
+        assert!(page.contains("Too many failed sign-ins"), "{page}");
+        assert!(v.cookie("kubemeter_session").is_none());
+    }
+}
+
+#[tokio::test]
+async fn with_influxdb_down_pages_say_so_and_sign_in_still_works() {
     let (_, db) = fresh_sql_databases().await.remove(0);
     add_user(&db, "alice", Role::Viewer, &[]).await;
-    let app = spawn_app_with_users(Some(db)).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = kubemeter::influx::InfluxConfig {
+        url: format!("http://127.0.0.1:{port}").parse().unwrap(),
+        database: "k8s".into(),
+        auth: kubemeter::influx::client::InfluxAuth::None,
+        timeout: std::time::Duration::from_secs(2),
+    };
+    let app = crate::helpers::spawn_app_with(config, Some(db)).await;
     let mut v = Visitor::new(&app);
-    for i in 0..10 {
-        let started = std::time::Instant::now();
-        let (status, _, _) = v.sign_in("alice", "guess").await;
-        assert_eq!(status, 401, "attempt {i}");
-        if i >= 5 {
-            // The policy: from the 5th failure on, 250 ms more per failure.
-            let at_least = std::time::Duration::from_millis(250 * (i - 4));
-            assert!(started.elapsed() >= at_least, "attempt {i} took {:?}", started.elapsed());
-        }
-    }
-    let (status, page, _) = v.sign_in("alice", "alice-password").await;
-    assert_eq!(status, 429);
-    assert!(page.contains("Too many failed sign-ins"), "{page}");
-    assert!(v.cookie("kubemeter_session").is_none());
+    let (status, _, _) = v.sign_in("alice", "alice-password").await;
+    assert_eq!(status, 303);
+    let (status, page, _) = v.get("/web/stats/cpu/usage_rate/default").await;
+    assert_eq!(status, 503);
+    assert!(page.contains("InfluxDB cannot be reached"), "{page}");
 }
 
 #[tokio::test]
