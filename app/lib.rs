@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod billing;
 pub mod catalogue;
 pub mod cli;
 pub mod collector;
