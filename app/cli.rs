@@ -39,6 +39,75 @@ pub enum Command {
     Createuser(CreateUserArgs),
     /// Apply the SQL migrations (serve does this at start too).
     Migrate(DbArgs),
+    /// A billing statement for a period, to a file, standard output or a billing system.
+    Export(ExportArgs),
+    /// (Re)compute the billing rollups: the last few hours, or every hour of a period with
+    /// --backfill (collect does the former every hour).
+    Rollup(RollupArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RollupArgs {
+    #[command(flatten)]
+    pub influx: crate::config::InfluxArgs,
+    #[command(flatten)]
+    pub billing: crate::config::BillingArgs,
+    /// Recompute every whole hour from --from to --to (and the complete days and weeks among
+    /// them) instead of the last few hours, e.g. after importing old data or changing the
+    /// scrape interval.
+    #[arg(long, requires_all = ["from", "to"])]
+    pub backfill: bool,
+    /// First day (or RFC 3339 time) of the backfill, included, e.g. 2026-10-01.
+    #[arg(long, requires = "backfill")]
+    pub from: Option<String>,
+    /// End of the backfill, excluded, e.g. 2026-11-01.
+    #[arg(long, requires = "backfill")]
+    pub to: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub influx: crate::config::InfluxArgs,
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub billing: crate::config::BillingArgs,
+    /// First day (or RFC 3339 time) of the period, included, e.g. 2026-10-01.
+    #[arg(long, required_unless_present_any = ["list", "month"], conflicts_with = "month")]
+    pub from: Option<String>,
+    /// End of the period, excluded, e.g. 2026-11-01 for all of October.
+    #[arg(long, required_unless_present_any = ["list", "month"], conflicts_with = "month")]
+    pub to: Option<String>,
+    /// A calendar month instead of --from/--to: YYYY-MM, or `last` for the month before this
+    /// one (what a monthly CronJob exports).
+    #[arg(long)]
+    pub month: Option<String>,
+    /// namespace, workload, pod, node or label:<key>.
+    #[arg(long, default_value = "namespace")]
+    pub by: String,
+    /// csv or json.
+    #[arg(long, default_value = "csv")]
+    pub format: String,
+    /// usage, request or max for every resource, or e.g. cpu=usage,memory=max
+    /// (default: KUBEMETER_BILLING_MODE).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Write the statement to FILE (default: standard output).
+    #[arg(long, value_name = "FILE", conflicts_with = "post")]
+    pub out: Option<std::path::PathBuf>,
+    /// POST the statement to a billing system's URL, retrying when it is unavailable.
+    #[arg(long, value_name = "URL")]
+    pub post: Option<String>,
+    /// Bearer token for --post.
+    #[arg(long, env = "KUBEMETER_EXPORT_TOKEN", hide_env_values = true)]
+    pub post_token: Option<String>,
+    /// Attempts for --post before giving up.
+    #[arg(long, default_value_t = 5)]
+    pub post_attempts: u32,
+    /// List the recorded export runs instead of exporting.
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Args, Debug)]
@@ -122,9 +191,6 @@ impl SimulateArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
-    /// Time between scrape rounds.
-    #[arg(long, env = "KUBEMETER_SCRAPE_INTERVAL", default_value = "15s", value_parser = crate::config::parse_duration)]
-    pub scrape_interval: std::time::Duration,
     /// Where the collector serves /metrics.
     #[arg(
         long,
@@ -147,6 +213,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => simulate(args).await,
         Command::Demo(args) => demo(args).await,
         Command::Createuser(args) => create_user(args).await,
+        Command::Export(args) => export(args).await,
+        Command::Rollup(args) => rollup(args).await,
         Command::Migrate(args) => {
             args.open().await?;
             println!(
@@ -166,6 +234,7 @@ async fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         influx,
         api_credential,
         db: Some(args.db.open().await?),
+        billing: args.billing.settings()?,
     })
 }
 
@@ -222,6 +291,117 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
+async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    use crate::api::billing::StatementParams;
+    use crate::jobs::export::{self, Destination, Retry};
+    use crate::jobs::progress::TerminalProgress;
+    let db = args.db.open().await?;
+    if args.list {
+        return list_exports(&db).await;
+    }
+    let mut fields = std::collections::BTreeMap::new();
+    let (from, to) = match &args.month {
+        Some(m) => {
+            let (from, to) = month_bounds(m, Utc::now())?;
+            (Some(from), Some(to))
+        }
+        None => (args.from.clone(), args.to.clone()),
+    };
+    let given = [
+        ("from", &from),
+        ("to", &to),
+        ("by", &Some(args.by.clone())),
+        ("format", &Some(args.format.clone())),
+        ("mode", &args.mode),
+    ];
+    for (k, v) in given {
+        if let Some(v) = v {
+            fields.insert(k.to_string(), v.clone());
+        }
+    }
+    let params = StatementParams::parse(&fields, chrono::Utc::now())
+        .map_err(|e| anyhow::anyhow!("--{e}"))?;
+    let destination = match (&args.out, &args.post) {
+        (Some(path), _) => Destination::File(path.clone()),
+        (None, Some(url)) => Destination::Post {
+            url: reqwest::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or_else(|| anyhow::anyhow!("--post {url:?} is not an http(s) URL"))?,
+            token: args.post_token.clone().map(SecretString::from),
+        },
+        (None, None) => Destination::Stdout,
+    };
+    let billing = args.billing.settings()?;
+    let metering = billing.metering(InfluxClient::new(args.influx.to_config()?));
+    let progress = TerminalProgress::new("export");
+    let retry = Retry {
+        attempts: args.post_attempts.max(1),
+        ..Retry::default()
+    };
+    let result = export::export(
+        &metering,
+        billing.modes,
+        &db,
+        &params,
+        &destination,
+        retry,
+        &progress,
+    )
+    .await;
+    progress.finish();
+    let run = result?;
+    eprintln!(
+        "exported {} rows by {} ({} bytes, sha256 {}) to {}; run {}",
+        run.rows,
+        params.by.name(),
+        run.bytes,
+        run.sha256,
+        run.destination,
+        run.id
+    );
+    Ok(())
+}
+
+/// `2026-10` → (`2026-10-01`, `2026-11-01`); `last` → the month before `now`'s.
+pub fn month_bounds(month: &str, now: chrono::DateTime<Utc>) -> anyhow::Result<(String, String)> {
+    use chrono::{Datelike, NaiveDate};
+    let first = if month == "last" {
+        let this = NaiveDate::from_ymd_opt(now.year(), now.month(), 1);
+        this.and_then(|d| d.checked_sub_months(chrono::Months::new(1)))
+    } else {
+        NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok()
+    }
+    .ok_or_else(|| {
+        anyhow::anyhow!("--month {month:?} is not a month; use YYYY-MM (e.g. 2026-10) or last")
+    })?;
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .ok_or_else(|| anyhow::anyhow!("--month {month:?} is too far in the future"))?;
+    Ok((first.to_string(), next.to_string()))
+}
+
+async fn list_exports(db: &crate::users::Db) -> anyhow::Result<()> {
+    let day = |t: i64| {
+        chrono::DateTime::from_timestamp_nanos(t)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    };
+    for r in crate::jobs::export::recorded_runs(db, 50).await? {
+        println!(
+            "{}  {} → {}  by {}  {}  {} rows  sha256 {}  {}",
+            r.id,
+            day(r.period_from),
+            day(r.period_to),
+            r.grouping,
+            r.format,
+            r.rows,
+            r.sha256,
+            r.destination
+        );
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = settings(&args).await?;
     let _guards = telemetry::init(&args.log.log_dir)?;
@@ -237,7 +417,75 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     let settings = args.settings()?;
     let influx = InfluxClient::new(args.influx.to_config()?);
     let _guards = telemetry::init(&args.log.log_dir)?;
-    collector::run(settings, influx).await
+    let rollups = rollup_task(&settings, &args.billing_memory, &influx)?;
+    let result = collector::run(settings, influx).await;
+    if let Some(task) = rollups {
+        task.abort();
+    }
+    result
+}
+
+/// The hourly billing rollups next to a long-running collector (one replica's job when the
+/// nodes are sharded; none for --once), on the memory gauge the server bills
+/// (`KUBEMETER_BILLING_MEMORY`) and the collector's scrape interval.
+fn rollup_task(
+    settings: &CollectSettings,
+    billing_memory: &str,
+    influx: &InfluxClient,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if settings.once || settings.shard.is_some_and(|s| s.index != 0) {
+        return Ok(None);
+    }
+    let billing = crate::config::BillingArgs {
+        scrape_interval: settings.interval,
+        prices: None,
+        billing_mode: "max".into(),
+        billing_memory: billing_memory.to_string(),
+    }
+    .settings()?;
+    let metering = billing.metering(influx.clone());
+    Ok(Some(tokio::spawn(crate::jobs::rollup::run_every_hour(
+        metering,
+    ))))
+}
+
+async fn rollup(args: RollupArgs) -> anyhow::Result<()> {
+    use crate::jobs::progress::TerminalProgress;
+    use crate::jobs::rollup;
+    let metering = args
+        .billing
+        .settings()?
+        .metering(InfluxClient::new(args.influx.to_config()?));
+    let progress = TerminalProgress::new("rollup");
+    let result = match (&args.from, &args.to) {
+        (Some(from), Some(to)) => {
+            let w = backfill_window(from, to)?;
+            rollup::roll_up(&metering, w, &progress).await
+        }
+        _ => {
+            let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+            rollup::roll_up_recent(&metering, now, &progress).await
+        }
+    };
+    progress.finish();
+    let report = result?;
+    eprintln!(
+        "rolled up {} hours ({} pod-hours), {} complete days and {} complete weeks",
+        report.hours, report.pod_hours, report.days, report.weeks
+    );
+    Ok(())
+}
+
+/// `--from`/`--to` of a backfill as a window of whole hours.
+fn backfill_window(from: &str, to: &str) -> anyhow::Result<crate::billing::Window> {
+    use crate::api::request::parse_instant;
+    let ns = |field, s| -> anyhow::Result<i64> {
+        let t = parse_instant(field, s).map_err(|e| anyhow::anyhow!("--{e}"))?;
+        t.timestamp_nanos_opt()
+            .ok_or_else(|| anyhow::anyhow!("--{field} {s:?} is out of range"))
+    };
+    crate::billing::Window::new(ns("from", from)?, ns("to", to)?)
+        .ok_or_else(|| anyhow::anyhow!("--to {to:?} must be after --from {from:?}"))
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
@@ -301,7 +549,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     )?;
     let collect_settings = CollectSettings {
         kube_url: Some(format!("http://127.0.0.1:{}", sim.port())),
-        interval: args.scrape_interval,
+        interval: args.serve.billing.scrape_interval,
         once: false,
         cluster_name: "demo".into(),
         label_keys: vec!["team".into(), "cost-center".into()],
@@ -317,6 +565,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         dcgm_url: None,
     };
     tokio::spawn(sim.run_until_stopped());
+    // The hourly billing rollups, as next to a real collector.
+    tokio::spawn(crate::jobs::rollup::run_every_hour(
+        settings.billing.metering(influx.clone()),
+    ));
     tokio::spawn(async move {
         if let Err(e) = collector::run(collect_settings, influx).await {
             tracing::error!(error = %format!("{e:#}"), "the demo's collector stopped");
@@ -345,7 +597,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("kubemeter demo is running at http://127.0.0.1:{port}");
     println!(
         "  a simulated cluster of {} nodes is scraped every {:?}",
-        args.nodes, args.scrape_interval
+        args.nodes, args.serve.billing.scrape_interval
     );
     println!(
         "Dashboard: http://127.0.0.1:{port}/web/login/  (user {demo_user}, password {demo_user})"
@@ -373,5 +625,25 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_month_is_its_first_day_to_the_next_months_first_day() {
+        let now = Utc.with_ymd_and_hms(2027, 1, 5, 3, 0, 0).unwrap();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            month_bounds("2026-02", now).unwrap(),
+            pair("2026-02-01", "2026-03-01")
+        );
+        assert_eq!(
+            month_bounds("2026-12", now).unwrap(),
+            pair("2026-12-01", "2027-01-01")
+        );
+        assert_eq!(
+            month_bounds("last", now).unwrap(),
+            pair("2026-12-01", "2027-01-01")
+        );
+        assert!(month_bounds("2026-13", now).is_err());
+        assert!(month_bounds("October", now).is_err());
     }
 }

@@ -188,6 +188,8 @@ pub struct ServeArgs {
     pub api: ApiArgs,
     #[command(flatten)]
     pub log: LogArgs,
+    #[command(flatten)]
+    pub billing: BillingArgs,
     /// Address and port to listen on.
     #[arg(long, env = "KUBEMETER_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
@@ -246,6 +248,10 @@ pub struct CollectArgs {
     /// http or https, with --kubelet-direct.
     #[arg(long, env = "KUBEMETER_KUBELET_SCHEME", default_value = "https")]
     pub kubelet_scheme: String,
+    /// The memory gauge the hourly billing rollups integrate: working_set or usage (as the
+    /// server's KUBEMETER_BILLING_MEMORY, so they match what it bills).
+    #[arg(long, env = "KUBEMETER_BILLING_MEMORY", default_value = "working_set")]
+    pub billing_memory: String,
     /// Bearer token file for the kubelets (default: the pod's service-account token).
     #[arg(long, env = "KUBEMETER_KUBELET_TOKEN_FILE")]
     pub kubelet_token_file: Option<PathBuf>,
@@ -399,5 +405,98 @@ mod tests {
         let t = parse(&["--influxdb-user", "u", "--influxdb-pass", "hunter2"]);
         let cfg = t.influx.to_config().unwrap();
         assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+}
+
+/// How statements are computed (DESIGN.md §5): shared by `serve` and `export`.
+#[derive(Args, Debug, Clone)]
+pub struct BillingArgs {
+    /// Time between scrape rounds; memory is integrated across gaps up to 2.5 of them.
+    #[arg(long, env = "KUBEMETER_SCRAPE_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub scrape_interval: Duration,
+    /// Price book (JSON) turning quantities into money; without one, statements show quantities.
+    #[arg(long, env = "KUBEMETER_PRICES")]
+    pub prices: Option<PathBuf>,
+    /// Billing mode: usage, request or max (max of both), for every resource, or per resource
+    /// as cpu=usage,memory=max,ephemeral_storage=request.
+    #[arg(long, env = "KUBEMETER_BILLING_MODE", default_value = "max")]
+    pub billing_mode: String,
+    /// The memory gauge billed as usage: working_set or usage.
+    #[arg(long, env = "KUBEMETER_BILLING_MEMORY", default_value = "working_set")]
+    pub billing_memory: String,
+}
+
+/// [`BillingArgs`], checked: the price book read and validated at start, not at first use.
+#[derive(Clone)]
+pub struct BillingSettings {
+    pub scrape_interval: Duration,
+    pub prices: Option<std::sync::Arc<crate::billing::PriceBook>>,
+    pub modes: crate::billing::Modes,
+    pub memory: crate::metering::MemorySource,
+}
+
+impl BillingArgs {
+    pub fn settings(&self) -> anyhow::Result<BillingSettings> {
+        use crate::metering::MemorySource;
+        let modes = crate::billing::Modes::parse(&self.billing_mode).ok_or_else(|| {
+            anyhow::anyhow!(
+                "KUBEMETER_BILLING_MODE {:?} is not a billing mode; use usage, request or max, \
+                 or per resource, e.g. cpu=usage,memory=max",
+                self.billing_mode
+            )
+        })?;
+        let memory = match self.billing_memory.as_str() {
+            "working_set" => MemorySource::WorkingSet,
+            "usage" => MemorySource::Usage,
+            other => anyhow::bail!(
+                "KUBEMETER_BILLING_MEMORY {other:?} is not a memory gauge; use working_set or usage"
+            ),
+        };
+        let prices = match &self.prices {
+            None => None,
+            Some(path) => Some(std::sync::Arc::new(read_price_book(path)?)),
+        };
+        Ok(BillingSettings {
+            scrape_interval: self.scrape_interval,
+            prices,
+            modes,
+            memory,
+        })
+    }
+}
+
+fn read_price_book(path: &std::path::Path) -> anyhow::Result<crate::billing::PriceBook> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("KUBEMETER_PRICES: cannot read {}: {e}", path.display()))?;
+    crate::billing::PriceBook::from_json(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "KUBEMETER_PRICES: {} is not a valid price book: {e}",
+            path.display()
+        )
+    })
+}
+
+impl Default for BillingSettings {
+    /// The documented defaults: 15 s scrapes, no prices, max(request, usage), working set.
+    fn default() -> Self {
+        BillingSettings {
+            scrape_interval: Duration::from_secs(15),
+            prices: None,
+            modes: crate::billing::Modes::default(),
+            memory: crate::metering::MemorySource::default(),
+        }
+    }
+}
+
+impl BillingSettings {
+    /// The engine over `influx` with these settings.
+    pub fn metering(&self, influx: crate::influx::InfluxClient) -> crate::metering::Metering {
+        let interval_ns = i64::try_from(self.scrape_interval.as_nanos()).unwrap_or(i64::MAX);
+        crate::metering::Metering {
+            influx,
+            scrape: crate::billing::ScrapeConfig::new(interval_ns),
+            prices: self.prices.clone(),
+            memory: self.memory,
+        }
     }
 }

@@ -14,6 +14,8 @@ pub mod demo;
 pub mod health;
 pub mod http_metrics;
 pub mod influx;
+pub mod jobs;
+pub mod metering;
 pub mod simulator;
 pub mod startup;
 pub mod telemetry;

@@ -6,7 +6,9 @@ use secrecy::SecretString;
 use std::net::{SocketAddr, TcpListener};
 
 use crate::auth::{ApiCredentials, Authenticator};
+use crate::config::BillingSettings;
 use crate::influx::{InfluxClient, InfluxConfig};
+use crate::metering::Metering;
 use crate::users::Db;
 use crate::{api, health};
 
@@ -15,6 +17,9 @@ pub struct AppState {
     pub influx: InfluxClient,
     pub auth: Authenticator,
     pub db: Option<Db>,
+    /// The statement engine (API, dashboard) and the default billing modes.
+    pub metering: Metering,
+    pub billing: BillingSettings,
 }
 
 pub struct Settings {
@@ -23,6 +28,7 @@ pub struct Settings {
     pub api_credential: Option<(String, SecretString)>,
     /// Users, sessions, export runs (migrated already).
     pub db: Option<Db>,
+    pub billing: BillingSettings,
 }
 
 pub struct Application {
@@ -39,8 +45,11 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        let influx = InfluxClient::new(settings.influx);
         let state = web::Data::new(AppState {
-            influx: InfluxClient::new(settings.influx),
+            metering: settings.billing.metering(influx.clone()),
+            billing: settings.billing,
+            influx,
             auth: Authenticator::new(
                 ApiCredentials::new(settings.api_credential),
                 settings.db.clone(),

@@ -95,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         influx: config.clone(),
         api_credential: Some(("bench".into(), SecretString::from("bench"))),
         db: Some(db),
+        billing: Default::default(),
     })?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let api = format!("{base}/api/cpu/usage_rate");
@@ -199,11 +200,105 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
     println!("direct = the same InfluxQL POSTed to influxd's /query; seed's InfluxQL = the same without the type filter (all levels).");
+    rollup_speed(&http, &api, &influx, begin).await;
     throughput(&http, &api).await;
     web_pages(&base).await;
     let _ = std::fs::remove_dir_all(&sql_dir);
     influx.drop_database().await?;
     Ok(())
+}
+
+/// Issue 5's target: `all-namespace` and `all-pod` over the 2 days from hourly rollups against
+/// the same answer from raw samples, in one run. Two windows: the seed's usual one, whole days
+/// (`"2017-12-01"` to `"2017-12-03"`: rollups only), and one with half-hour edges at both ends
+/// (rollups plus two raw slices).
+async fn rollup_speed(
+    http: &reqwest::Client,
+    api: &str,
+    influx: &InfluxClient,
+    begin: chrono::DateTime<Utc>,
+) {
+    let windows = [
+        (
+            "whole days",
+            r#""timeBeginInterval":"2017-12-01","timeEndInterval":"2017-12-03""#,
+        ),
+        (
+            "half-hour edges",
+            r#""timeBeginInterval":"2017-12-01T00:30:00Z","timeEndInterval":"2017-12-02T23:30:00Z""#,
+        ),
+    ];
+    let modes = ["all-namespace", "all-pod"];
+    let cases: Vec<(String, String)> = windows
+        .iter()
+        .flat_map(|(label, w)| {
+            modes.iter().map(move |agg| {
+                (
+                    format!("{agg}, {label}"),
+                    format!(r#"{{"agg":"{agg}",{w}}}"#),
+                )
+            })
+        })
+        .collect();
+    let mut raw = Vec::new();
+    for (_, body) in &cases {
+        raw.push(measure(http, api, body).await);
+    }
+    let start = Instant::now();
+    for h in 0..DAYS * 24 {
+        kubemeter::jobs::aggregates::roll_up_hour(influx, begin + Duration::hours(h))
+            .await
+            .expect("the hour is rolled up");
+    }
+    let took = start.elapsed().as_secs_f64();
+    println!();
+    println!(
+        "hourly rollups: {} hours × {} metrics in {took:.1} s ({:.0} ms an hour)",
+        DAYS * 24,
+        kubemeter::jobs::aggregates::pod_metrics().count(),
+        took * 1000.0 / (DAYS * 24) as f64
+    );
+    println!(
+        "{:<32} {:>12} {:>14} {:>10}",
+        "mode (2 days)", "raw p50", "rollups p50", "speed-up"
+    );
+    for ((name, body), (raw_ms, raw_answer)) in cases.iter().zip(raw) {
+        let (ms, answer) = measure(http, api, body).await;
+        assert_eq!(
+            answer, raw_answer,
+            "{name}: rollups (+ raw edges) give the raw answer"
+        );
+        println!(
+            "{name:<32} {raw_ms:>9.1} ms {ms:>11.1} ms {:>9.1}×",
+            raw_ms / ms
+        );
+    }
+    println!("target: ≥ 5× faster than scanning raw data for the same answer (whole days; edges read raw samples, and InfluxDB decodes a whole 1 000-point block per series for any slice)");
+}
+
+/// The p50 of 15 calls (after one to warm up) and the last answer.
+async fn measure(http: &reqwest::Client, api: &str, body: &str) -> (f64, String) {
+    let ask = || async {
+        let resp = http
+            .post(api)
+            .header("X-USERNAME", "bench")
+            .header("X-PASSWORD", "bench")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("kubemeter answers");
+        assert_eq!(resp.status(), 200);
+        resp.text().await.expect("a body")
+    };
+    ask().await;
+    let mut ms = Vec::new();
+    let mut answer = String::new();
+    for _ in 0..15 {
+        let start = Instant::now();
+        answer = ask().await;
+        ms.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    (p50(ms), answer)
 }
 
 /// Requests per second of a cheap query over 4 connections for 5 s, as `user`.
@@ -274,8 +369,18 @@ async fn web_pages(base: &str) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("a client");
-    let login = http.get(format!("{base}/web/login/")).send().await.expect("login page");
-    let csrf_cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let login = http
+        .get(format!("{base}/web/login/"))
+        .send()
+        .await
+        .expect("login page");
+    let csrf_cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let page = login.text().await.unwrap();
     let marker = "name=\"csrf_token\" value=\"";
     let at = page.find(marker).unwrap() + marker.len();
@@ -283,7 +388,11 @@ async fn web_pages(base: &str) {
     let signed = http
         .post(format!("{base}/web/authentication/signin"))
         .header("cookie", csrf_cookie)
-        .form(&[("username", "viewer"), ("password", "viewer-password"), ("csrf_token", token.as_str())])
+        .form(&[
+            ("username", "viewer"),
+            ("password", "viewer-password"),
+            ("csrf_token", token.as_str()),
+        ])
         .send()
         .await
         .expect("sign-in");
@@ -299,17 +408,34 @@ async fn web_pages(base: &str) {
     println!("dashboard pages (last hour of the data, 1 000 rows each, 21 runs):");
     println!("{:<44} {:>8} {:>10} {:>10}", "page", "p50", "size", "rows");
     for (name, path) in [
-        ("one namespace (100 pods)", format!("/web/stats/cpu/usage_rate/cluster-3?{range}")),
-        ("all namespaces (500 pods)", format!("/web/stats/cpu/usage_rate?{range}")),
-        ("one workload", format!("/web/stats/cpu/usage_rate/cluster-3?workload=Deployment/deployment-3&{range}")),
-        ("cluster at a glance (3 metrics, 500 pods)", format!("/web/stats/index?{range}")),
+        (
+            "one namespace (100 pods)",
+            format!("/web/stats/cpu/usage_rate/cluster-3?{range}"),
+        ),
+        (
+            "all namespaces (500 pods)",
+            format!("/web/stats/cpu/usage_rate?{range}"),
+        ),
+        (
+            "one workload",
+            format!("/web/stats/cpu/usage_rate/cluster-3?workload=Deployment/deployment-3&{range}"),
+        ),
+        (
+            "cluster at a glance (3 metrics, 500 pods)",
+            format!("/web/stats/index?{range}"),
+        ),
     ] {
         let mut samples = Vec::new();
         let (mut size, mut rows) = (0, 0);
         for _ in 0..21 {
             let (ms, body) = {
                 let start = Instant::now();
-                let resp = http.get(format!("{base}{path}")).header("cookie", &session).send().await.unwrap();
+                let resp = http
+                    .get(format!("{base}{path}"))
+                    .header("cookie", &session)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(resp.status(), 200, "{path}");
                 let body = resp.text().await.unwrap();
                 (start.elapsed().as_secs_f64() * 1000.0, body)
@@ -318,7 +444,11 @@ async fn web_pages(base: &str) {
             size = body.len();
             rows = body.matches("<tr><td>").count();
         }
-        println!("{name:<44} {:>6.1} ms {:>7} KB {rows:>10}", p50(samples), size / 1024);
+        println!(
+            "{name:<44} {:>6.1} ms {:>7} KB {rows:>10}",
+            p50(samples),
+            size / 1024
+        );
     }
     println!("target: a 1 000-row stats page with its chart in <= 50 ms p50 (the old app: 74 ms, 297 KB)");
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::request::RequestError;
 use crate::auth::AuthError;
 use crate::influx::InfluxError;
+use crate::metering::MeteringError;
 use crate::telemetry::error_chain;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,12 +18,23 @@ pub enum ApiError {
     Auth(#[from] AuthError),
     #[error("Method not allowed; use POST")]
     MethodNotAllowed,
+    /// The methods a resource other than a metric takes, e.g. `GET, POST`.
+    #[error("Method not allowed; use {0}")]
+    MethodNotAllowedHere(&'static str),
     #[error("{0}")]
     NotFound(String),
     #[error(transparent)]
     BadRequest(#[from] RequestError),
     #[error(transparent)]
     Influx(#[from] InfluxError),
+}
+
+impl From<MeteringError> for ApiError {
+    fn from(e: MeteringError) -> ApiError {
+        match e {
+            MeteringError::Influx(e) => ApiError::Influx(e),
+        }
+    }
 }
 
 impl ApiError {
@@ -48,7 +60,9 @@ impl ResponseError for ApiError {
             | ApiError::BadRequest(RequestError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::Auth(AuthError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed | ApiError::MethodNotAllowedHere(_) => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Influx(e) => match e {
@@ -69,8 +83,14 @@ impl ResponseError for ApiError {
             tracing::error!(error = %error_chain(self), "API request failed");
         }
         let mut resp = HttpResponse::build(status);
-        if matches!(self, ApiError::MethodNotAllowed) {
-            resp.insert_header((header::ALLOW, "POST"));
+        match self {
+            ApiError::MethodNotAllowed => {
+                resp.insert_header((header::ALLOW, "POST"));
+            }
+            ApiError::MethodNotAllowedHere(methods) => {
+                resp.insert_header((header::ALLOW, *methods));
+            }
+            _ => {}
         }
         resp.json(json!({"code": status.as_u16(), "message": self.message()}))
     }

@@ -1,7 +1,9 @@
 //! `POST /api/<metric>`: the seed's contract (headers `X-USERNAME`/`X-PASSWORD`, an optional
 //! JSON body, its four response shapes), with its faults fixed. See SEED-API.md.
 
+pub mod billing;
 mod error;
+pub mod hourly;
 pub mod openapi;
 pub mod plan;
 pub mod request;
@@ -24,6 +26,11 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn config(cfg: &mut web::ServiceConfig) {
     // Before the catch-all metric route, which would take it for a metric.
     cfg.route("/api/openapi.json", web::get().to(openapi::openapi));
+    cfg.service(
+        web::resource(["/api/billing", "/api/billing/"])
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .default_service(web::to(billing::billing_statement)),
+    );
     // Two resources (not one with two paths) so each has its own pattern in /metrics.
     for path in ["/api", "/api/{metric:.*}"] {
         cfg.service(
@@ -62,8 +69,12 @@ async fn query_metric(
     })?;
     let query = MetricQuery::parse(&body, Utc::now())?;
     let plan = Plan::build(metric, &query, &principal.scope)?;
-    let series = state.influx.query(&plan.influxql()).await?;
-    let rows = plan.rows(series);
+    let rows = match hourly::split(&plan, metric, &query) {
+        Some(split) if split.ready(&state.influx).await? => {
+            split.rows(&plan, &state.influx).await?
+        }
+        _ => plan.rows(state.influx.query(&plan.influxql()).await?),
+    };
     if rows.is_empty() {
         return Ok(
             HttpResponse::Ok().json(json!({"code": 200, "message": "Query returns empty set"}))

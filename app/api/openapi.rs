@@ -11,6 +11,50 @@ fn error(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 
+/// `GET` takes the statement's fields as a query string, `POST` as a JSON object of strings.
+fn billing_operation(post: bool) -> Value {
+    let mut parameters = vec![
+        json!({"name": "X-USERNAME", "in": "header", "required": true, "schema": {"type": "string"}}),
+        json!({"name": "X-PASSWORD", "in": "header", "required": true, "schema": {"type": "string", "format": "password"}}),
+    ];
+    let fields = billing_fields();
+    if !post {
+        for (name, schema) in fields.as_object().into_iter().flatten() {
+            parameters
+                .push(json!({"name": name, "in": "query", "required": false, "schema": schema}));
+        }
+    }
+    let mut op = json!({
+        "summary": "A billing statement {from, to, by, rows, totals} for a period, as JSON or CSV",
+        "parameters": parameters,
+        "responses": {
+            "200": {"description": "The statement: JSON, or CSV (a header, one line per row, a total line) with format=csv.",
+                    "content": {"application/json": {"schema": {"type": "object", "required": ["from", "to", "by", "rows", "totals"]}},
+                                "text/csv": {"schema": {"type": "string"}}}},
+            "400": error("A field is wrong; the message names it and what it accepts."),
+            "401": error("Missing or unrecognised credentials."),
+            "403": error("The account may not use the API (a viewer)."),
+            "405": error("Only GET and POST."),
+            "503": error("InfluxDB (or the user database) is unreachable.")
+        }
+    });
+    if post {
+        op["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": {
+            "type": "object", "properties": fields, "additionalProperties": false}}}});
+    }
+    op
+}
+
+fn billing_fields() -> Value {
+    json!({
+        "from": {"type": "string", "example": "2026-10-01", "description": "YYYY-MM-DD (midnight UTC) or RFC 3339; included. With to, or neither: the current month so far."},
+        "to": {"type": "string", "example": "2026-11-01", "description": format!("Excluded; at most {} days after from.", super::billing::MAX_WINDOW_DAYS)},
+        "by": {"type": "string", "default": "namespace", "description": "namespace, workload, pod, node or label:<key>. By node (for users who see every namespace) rows add cpu/memory capacity, idle and overcommit; a node that ran no pod gets a row of its own."},
+        "mode": {"type": "string", "example": "max", "description": "usage, request or max, or per resource (cpu=usage,memory=max). Default: the server's KUBEMETER_BILLING_MODE."},
+        "format": {"type": "string", "enum": ["json", "csv"], "default": "json"}
+    })
+}
+
 pub fn document() -> Value {
     let metrics: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
     let aggs: Vec<&str> = AGG_MODES.iter().map(|(name, _)| *name).collect();
@@ -47,6 +91,10 @@ pub fn document() -> Value {
                         "503": error("InfluxDB (or the user database) is unreachable.")
                     }
                 }
+            },
+            "/api/billing": {
+                "get": billing_operation(false),
+                "post": billing_operation(true)
             },
             "/healthz": {"get": {"summary": "The process runs", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "InfluxDB and SQL reachable", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},

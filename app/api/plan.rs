@@ -52,6 +52,14 @@ impl Plan {
         Ok(plan)
     }
 
+    /// The key of an aggregation's value in each row (`sum`, `max`, …); `value` for raw points.
+    pub fn value_key(&self) -> &'static str {
+        match &self.shape {
+            Shape::Raw => "value",
+            Shape::Grouped { value_key, .. } => value_key,
+        }
+    }
+
     pub fn influxql(&self) -> String {
         self.statement.to_influxql()
     }
@@ -89,7 +97,11 @@ impl Plan {
 /// Limits `statement` to what `scope` may see: the one check both the API and the dashboard
 /// use. A named namespace outside the scope is refused, node metrics are refused to scoped
 /// users, and a statement over several namespaces reads only the allowed ones.
-pub fn restrict(statement: &mut Select, metric: &Metric, scope: &Scope) -> Result<(), RequestError> {
+pub fn restrict(
+    statement: &mut Select,
+    metric: &Metric,
+    scope: &Scope,
+) -> Result<(), RequestError> {
     let Scope::Only(allowed) = scope else {
         return Ok(());
     };
@@ -278,6 +290,7 @@ fn func_key(func: Func) -> &'static str {
         Func::Max => "max",
         Func::Min => "min",
         Func::Integral => "integral",
+        Func::Count => "count",
     }
 }
 

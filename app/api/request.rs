@@ -49,7 +49,7 @@ pub enum RequestError {
     },
 }
 
-fn field_error(field: &'static str, message: impl Into<String>) -> RequestError {
+pub(crate) fn field_error(field: &'static str, message: impl Into<String>) -> RequestError {
     RequestError::Field {
         field,
         message: message.into(),
@@ -266,16 +266,21 @@ fn parse_func(v: &Value) -> Result<Func, RequestError> {
 }
 
 fn parse_time(field: &'static str, v: &Value) -> Result<DateTime<Utc>, RequestError> {
+    parse_instant(field, v.as_str().unwrap_or(&v.to_string()))
+}
+
+/// A date (`2017-12-01`, midnight UTC) or an RFC 3339 time, for the field named `field`.
+pub fn parse_instant(field: &'static str, s: &str) -> Result<DateTime<Utc>, RequestError> {
     let bad = || {
         field_error(
             field,
             format!(
-                "{v} is not a date; use YYYY-MM-DD (e.g. \"2017-12-01\") or RFC 3339 \
+                "{s:?} is not a date; use YYYY-MM-DD (e.g. \"2017-12-01\") or RFC 3339 \
                  (e.g. \"2017-12-01T00:00:00Z\")"
             ),
         )
     };
-    let s = v.as_str().ok_or_else(bad)?.trim();
+    let s = s.trim();
     if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return date
             .and_hms_opt(0, 0, 0)

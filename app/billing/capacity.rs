@@ -9,9 +9,11 @@
 use std::collections::BTreeMap;
 
 use super::intervals::IntervalSet;
-use super::quantities::gauge_in_window;
+use super::prices::PriceBook;
+use super::quantities::{gauge_in_window, Quantities};
 use super::rollup::PodUsage;
 use super::samples::{NodeSamples, ScrapeConfig, Window};
+use super::statement::{price_line, GroupBy, Line, Statement};
 
 /// One resource of one node, in base units (millicore-ns or byte-ns).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -30,6 +32,90 @@ impl CapacityLine {
             idle: capacity.saturating_sub(allocated),
             overcommit: allocated.saturating_sub(capacity),
         }
+    }
+}
+
+impl std::ops::AddAssign for CapacityLine {
+    fn add_assign(&mut self, o: CapacityLine) {
+        self.capacity += o.capacity;
+        self.allocated += o.allocated;
+        self.idle += o.idle;
+        self.overcommit += o.overcommit;
+    }
+}
+
+/// CPU and memory capacity of one statement line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capacity {
+    pub cpu: CapacityLine,
+    pub memory: CapacityLine,
+}
+
+/// Allocatable integrated over a window, per node: (millicore-ns, byte-ns).
+pub type Allocatable = BTreeMap<String, (u128, u128)>;
+
+/// Allocatable of `nodes` integrated over `w` with the gauge rule, per node.
+pub fn allocatable(nodes: &[NodeSamples], w: Window, cfg: ScrapeConfig) -> Allocatable {
+    let mut out = Allocatable::new();
+    for n in node_capacity(nodes, &[], w, cfg) {
+        out.insert(n.node, (n.cpu.capacity, n.memory.capacity));
+    }
+    out
+}
+
+/// Adds capacity to a statement by node: every row gets its node's capacity in the row's
+/// window (`allocatable` per price segment), allocated = the row's requests; a node with
+/// capacity but no pods gets a row of its own, all idle. The totals line adds up the rows,
+/// so idle there is the cluster's idle (one node's overcommit does not hide another's idle).
+pub fn attach_capacity(
+    st: &mut Statement,
+    prices: Option<&PriceBook>,
+    allocatable: &BTreeMap<Window, Allocatable>,
+) {
+    if st.by != GroupBy::Node {
+        return;
+    }
+    for (seg, nodes) in allocatable {
+        for node in nodes.keys() {
+            let key = vec![node.clone()];
+            if !st.rows.iter().any(|r| r.window == *seg && r.key == key) {
+                st.rows.push(idle_row(st, prices, *seg, key));
+            }
+        }
+    }
+    st.rows
+        .sort_by(|a, b| (&a.key, a.window).cmp(&(&b.key, b.window)));
+    let mut total = Capacity::default();
+    for row in &mut st.rows {
+        let node = row.key.first().map_or("", String::as_str);
+        let (cpu, memory) = allocatable
+            .get(&row.window)
+            .and_then(|nodes| nodes.get(node))
+            .copied()
+            .unwrap_or_default();
+        let q = &row.quantities;
+        let c = Capacity {
+            cpu: CapacityLine::new(cpu, q.cpu.request),
+            memory: CapacityLine::new(memory, q.memory.request),
+        };
+        total.cpu += c.cpu;
+        total.memory += c.memory;
+        row.capacity = Some(c);
+    }
+    st.totals.capacity = Some(total);
+}
+
+/// The row of a node that ran no pod in `seg`: nothing used, nothing allocated.
+fn idle_row(st: &Statement, prices: Option<&PriceBook>, seg: Window, key: Vec<String>) -> Line {
+    let none = Quantities::default();
+    Line {
+        key,
+        window: seg,
+        quantities: none,
+        gpu_by_model: BTreeMap::new(),
+        observed_ns: 0,
+        cost: prices.map(|b| price_line(b, seg, st.modes, &none, &BTreeMap::new())),
+        capacity: None,
     }
 }
 
@@ -148,6 +234,70 @@ mod tests {
                 idle: 0,
                 overcommit: 7
             }
+        );
+    }
+
+    #[test]
+    fn a_statement_by_node_shows_idle_capacity_and_a_node_without_pods() {
+        use crate::billing::statement::{build_statement, Modes};
+        let h = NS_PER_HOUR;
+        let w = Window::new(0, h).unwrap();
+        // n1: 4 cores for the hour, 1 core requested; n2 ran no pod: 2 cores idle.
+        let core_hour = 1_000 * h as u128;
+        let pod = PodUsage {
+            identity: PodIdentity {
+                node: "n1".into(),
+                ..Default::default()
+            },
+            usage: Usage {
+                quantities: Quantities {
+                    cpu: Triple {
+                        request: core_hour,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                observed: IntervalSet::new(),
+            },
+        };
+        let mut st = build_statement(w, &GroupBy::Node, Modes::default(), None, |_| {
+            vec![pod.clone()]
+        });
+        let alloc = BTreeMap::from([(
+            w,
+            Allocatable::from([
+                ("n1".to_string(), (4 * core_hour, 0)),
+                ("n2".to_string(), (2 * core_hour, 0)),
+            ]),
+        )]);
+        attach_capacity(&mut st, None, &alloc);
+        let keys: Vec<&str> = st.rows.iter().map(|r| r.key[0].as_str()).collect();
+        assert_eq!(keys, ["n1", "n2"]);
+        assert_eq!(st.rows[0].capacity.unwrap().cpu.idle, 3 * core_hour);
+        assert_eq!(st.rows[1].capacity.unwrap().cpu.idle, 2 * core_hour);
+        let total = st.totals.capacity.unwrap().cpu;
+        assert_eq!(
+            (total.capacity, total.allocated, total.idle),
+            (6 * core_hour, core_hour, 5 * core_hour)
+        );
+        let csv = crate::billing::to_csv(&st);
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let idle = header
+            .iter()
+            .position(|c| *c == "cpu_idle_core_hours")
+            .unwrap();
+        let cells = |n: usize| {
+            csv.lines()
+                .nth(n)
+                .unwrap()
+                .split(',')
+                .nth(idle)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            [cells(1), cells(2), cells(3)],
+            ["3.000000", "2.000000", "5.000000"]
         );
     }
 }

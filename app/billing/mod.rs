@@ -28,7 +28,9 @@ pub mod statement;
 #[cfg(test)]
 mod props;
 
-pub use capacity::{node_capacity, CapacityLine, NodeCapacity};
+pub use capacity::{
+    allocatable, attach_capacity, node_capacity, Allocatable, Capacity, CapacityLine, NodeCapacity,
+};
 pub use intervals::IntervalSet;
 pub use prices::{PriceBook, PriceBookError, PriceEntry, Resource};
 pub use quantities::{pod_usage, Mode, Quantities, Triple, Usage};

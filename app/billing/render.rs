@@ -61,6 +61,26 @@ const VALUE_COLUMNS: [&str; 26] = [
     "unpriced",
 ];
 
+/// Columns after [`VALUE_COLUMNS`] in statements by node (capacity, allocated = requests).
+const CAPACITY_COLUMNS: [&str; 6] = [
+    "cpu_capacity_core_hours",
+    "cpu_idle_core_hours",
+    "cpu_overcommit_core_hours",
+    "memory_capacity_gib_hours",
+    "memory_idle_gib_hours",
+    "memory_overcommit_gib_hours",
+];
+
+/// The value columns of `st`: capacity columns only when it carries capacity.
+fn value_columns(st: &Statement) -> impl Iterator<Item = &'static str> {
+    let capacity: &[&str] = if st.totals.capacity.is_some() {
+        &CAPACITY_COLUMNS
+    } else {
+        &[]
+    };
+    VALUE_COLUMNS.iter().chain(capacity).copied()
+}
+
 fn time(t: i64) -> String {
     DateTime::from_timestamp_nanos(t).to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
@@ -84,7 +104,7 @@ fn values(st: &Statement, l: &Line) -> Vec<Cell> {
         ]
     };
     let (num, den) = l.coverage();
-    let mut v = Vec::with_capacity(VALUE_COLUMNS.len());
+    let mut v = Vec::with_capacity(VALUE_COLUMNS.len() + CAPACITY_COLUMNS.len());
     v.extend(triple(&q.cpu, MCORE_NS_PER_CORE_HOUR, st.modes.cpu));
     v.extend(triple(&q.memory, BYTE_NS_PER_GIB_HOUR, st.modes.memory));
     v.push(qty(q.gpu, GPU_NS_PER_GPU_HOUR));
@@ -112,6 +132,19 @@ fn values(st: &Statement, l: &Line) -> Vec<Cell> {
         None => {
             v.extend((0..Resource::ALL.len() + 1).map(|_| Cell::Null));
             v.push(Cell::List(Vec::new()));
+        }
+    }
+    if st.totals.capacity.is_some() {
+        let c = l.capacity.unwrap_or_default();
+        for (line, per) in [
+            (c.cpu, MCORE_NS_PER_CORE_HOUR),
+            (c.memory, BYTE_NS_PER_GIB_HOUR),
+        ] {
+            v.extend([
+                qty(line.capacity, per),
+                qty(line.idle, per),
+                qty(line.overcommit, per),
+            ]);
         }
     }
     v
@@ -153,7 +186,7 @@ pub fn table(st: &Statement) -> Table {
     let keys = st.by.key_columns();
     let mut header = vec!["line".to_string(), "from".into(), "to".into()];
     header.extend(keys.iter().cloned());
-    header.extend(VALUE_COLUMNS.iter().map(|c| c.to_string()));
+    header.extend(value_columns(st).map(str::to_string));
     let lines = st
         .rows
         .iter()
@@ -212,8 +245,8 @@ fn json_line(st: &Statement, l: &Line, with_key: bool) -> String {
             fields.push((k, json_str(v)));
         }
     }
-    for (name, cell) in VALUE_COLUMNS.iter().zip(values(st, l)) {
-        if *name != "currency" {
+    for (name, cell) in value_columns(st).zip(values(st, l)) {
+        if name != "currency" {
             fields.push((name.to_string(), json_cell(&cell)));
         }
     }
@@ -292,6 +325,7 @@ mod tests {
             // 12 h of the day observed: coverage 0.5.
             observed_ns: 12 * 3_600 * 1_000_000_000,
             cost,
+            capacity: None,
         };
         let w = Window {
             from: OCT1,

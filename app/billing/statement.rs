@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 
+use super::capacity::Capacity;
 use super::intervals::IntervalSet;
 use super::prices::{PriceBook, Resource};
 use super::quantities::{Mode, Quantities};
@@ -202,6 +203,8 @@ pub struct Line {
     /// Nanoseconds during which any pod of the line was observed.
     pub observed_ns: u128,
     pub cost: Option<Cost>,
+    /// Node capacity, allocation and idle: statements by node only (see [`super::capacity`]).
+    pub capacity: Option<Capacity>,
 }
 
 impl Line {
@@ -245,7 +248,7 @@ impl Acc {
     }
 }
 
-fn price_line(
+pub(crate) fn price_line(
     book: &PriceBook,
     seg: Window,
     modes: Modes,
@@ -305,6 +308,7 @@ pub fn build_statement(
                 gpu_by_model: acc.gpu_by_model,
                 observed_ns: acc.observed.measure(),
                 cost,
+                capacity: None,
             });
         }
     }
@@ -327,6 +331,7 @@ pub fn build_statement(
         gpu_by_model: all.gpu_by_model,
         observed_ns: all.observed.measure(),
         cost: totals_cost,
+        capacity: None,
     };
     Statement {
         window: w,

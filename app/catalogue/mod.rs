@@ -508,6 +508,24 @@ pub fn find(name: &str) -> Option<&'static Metric> {
     METRICS.iter().find(|m| m.name == name)
 }
 
+/// Where the hourly rollups of a pod-level metric live: `cpu/usage_rate/hourly`, one point per
+/// series and hour with the fields `sum`, `count`, `min` and `max` of its samples.
+pub fn hourly(metric: &Metric) -> String {
+    format!("{}/hourly", metric.name)
+}
+
+/// One point per hour whose hourly rollups are complete (`value`: how many metrics).
+pub const ROLLED_UP_HOURS: &str = "rollup/hours";
+
+/// Billing rollups (`kubemeter rollup`): one point per pod and UTC hour / day / week (from
+/// Monday), at its start,
+/// with the pod's identity as tags and its exact quantities as integer fields.
+pub const BILLING_POD_HOUR: &str = "billing/pod_hour";
+pub const BILLING_POD_DAY: &str = "billing/pod_day";
+pub const BILLING_POD_WEEK: &str = "billing/pod_week";
+/// One point per hour / day / week whose billing rollups are complete (tag `period`, field `pods`).
+pub const BILLING_ROLLED_UP: &str = "billing/rolled_up";
+
 /// The sidebar's metrics, in catalogue order.
 pub fn main_metrics() -> impl Iterator<Item = &'static Metric> {
     METRICS.iter().filter(|m| m.main)

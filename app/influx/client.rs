@@ -153,7 +153,39 @@ impl InfluxClient {
         self.run(req).await
     }
 
+    /// Runs several InfluxQL statements in one request, asking for times as integer
+    /// nanoseconds since the epoch (`epoch=ns`) instead of RFC 3339 text: exact, and cheaper to
+    /// read. Returns each statement's series, in the statements' order.
+    pub async fn query_each_ns(
+        &self,
+        statements: &[String],
+    ) -> Result<Vec<Vec<Series>>, InfluxError> {
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let req = self
+            .http
+            .post(self.endpoint("query"))
+            .query(&[("db", self.config.database.as_str()), ("epoch", "ns")])
+            .form(&[("q", statements.join(";\n"))]);
+        let results = self.results(req).await?;
+        // InfluxDB answers every statement; taking a short answer would silently drop data.
+        if results.len() != statements.len() {
+            return Err(InfluxError::Statement(format!(
+                "InfluxDB answered {} of {} statements",
+                results.len(),
+                statements.len()
+            )));
+        }
+        Ok(results)
+    }
+
     async fn run(&self, req: reqwest::RequestBuilder) -> Result<Vec<Series>, InfluxError> {
+        Ok(self.results(req).await?.into_iter().flatten().collect())
+    }
+
+    /// The series of each statement of a query request.
+    async fn results(&self, req: reqwest::RequestBuilder) -> Result<Vec<Vec<Series>>, InfluxError> {
         let resp = self.send(req).await?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(InfluxError::Decode)?;
@@ -181,7 +213,7 @@ impl InfluxClient {
             }
             return Err(InfluxError::Statement(message));
         }
-        Ok(parsed.results.into_iter().flat_map(|r| r.series).collect())
+        Ok(parsed.results.into_iter().map(|r| r.series).collect())
     }
 
     /// Writes newline-separated line protocol (nanosecond timestamps).

@@ -22,6 +22,8 @@ pub enum LineError {
     NonFinite(String),
     #[error("a measurement name must not be empty")]
     EmptyMeasurement,
+    #[error("a point of {0:?} needs at least one field")]
+    NoFields(String),
 }
 
 /// Appends one point (one line, newline-terminated) to `buf`.
@@ -89,6 +91,58 @@ pub fn write_point_with_tagset(
     };
     let _ = write!(buf, " {time_ns}");
     buf.push('\n');
+    Ok(())
+}
+
+/// A field of a point with several fields (the billing rollups).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field<'a> {
+    Int(i64),
+    /// A string field, quoted; backslashes and double quotes escaped, newlines as `\n`.
+    Str(&'a str),
+}
+
+/// Appends one point with several named fields to `buf`; `tagset` comes from [`tagset`].
+pub fn write_fields(
+    buf: &mut String,
+    measurement: &str,
+    tagset: &str,
+    fields: &[(&str, Field)],
+    time_ns: i64,
+) -> Result<(), LineError> {
+    if measurement.is_empty() {
+        return Err(LineError::EmptyMeasurement);
+    }
+    if fields.is_empty() {
+        return Err(LineError::NoFields(measurement.to_string()));
+    }
+    escape_into(buf, measurement, &[',', ' ']);
+    buf.push_str(tagset);
+    for (i, (key, value)) in fields.iter().enumerate() {
+        buf.push(if i == 0 { ' ' } else { ',' });
+        escape_into(buf, key, &[',', '=', ' ']);
+        buf.push('=');
+        match value {
+            Field::Int(v) => {
+                let _ = write!(buf, "{v}i");
+            }
+            Field::Str(text) => {
+                buf.push('"');
+                for c in text.chars() {
+                    match c {
+                        '"' | '\\' => {
+                            buf.push('\\');
+                            buf.push(c);
+                        }
+                        '\n' => buf.push_str("\\n"),
+                        c => buf.push(c),
+                    }
+                }
+                buf.push('"');
+            }
+        }
+    }
+    let _ = writeln!(buf, " {time_ns}");
     Ok(())
 }
 
@@ -207,6 +261,29 @@ mod tests {
         let mut buf = String::new();
         write_point_with_tagset(&mut buf, "uptime", &tags, Value::Int(7), 9).unwrap();
         assert_eq!(buf, "uptime,namespace_name=a\\ b,type=pod value=7i 9\n");
+    }
+
+    #[test]
+    fn several_fields_keep_their_order_and_strings_are_quoted_and_escaped() {
+        let mut buf = String::new();
+        write_fields(
+            &mut buf,
+            "billing/pod_hour",
+            ",pod_name=web-0",
+            &[
+                ("cpu_usage_hi", Field::Int(3)),
+                ("a b", Field::Int(-1)),
+                ("observed", Field::Str("0:5,\"x\\\ny")),
+            ],
+            7,
+        )
+        .unwrap();
+        assert_eq!(
+            buf,
+            "billing/pod_hour,pod_name=web-0 cpu_usage_hi=3i,a\\ b=-1i,\
+             observed=\"0:5,\\\"x\\\\\\ny\" 7\n"
+        );
+        assert!(write_fields(&mut buf, "m", "", &[], 0).is_err());
     }
 
     #[test]

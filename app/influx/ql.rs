@@ -79,6 +79,13 @@ pub enum Projection {
         field: String,
         alias: String,
     },
+    /// Several calls: `f1("a") AS "x", f2("b") AS "y"` (the hourly rollups).
+    Calls(Vec<(Func, String, String)>),
+    /// Named fields, e.g. `"value"` (raw samples, tags come from `GROUP BY`).
+    Fields(Vec<String>),
+    /// `last("field") AS "alias"`: a selector, so the point keeps its own timestamp (the last
+    /// sample before a window, for billing's look-back).
+    Last { field: String, alias: String },
 }
 
 /// The aggregate functions we expose. `Integral` integrates per second.
@@ -89,6 +96,8 @@ pub enum Func {
     Max,
     Min,
     Integral,
+    /// Not offered by the API; the hourly rollups keep counts.
+    Count,
 }
 
 impl Func {
@@ -100,6 +109,7 @@ impl Func {
             Func::Max => format!("max({f})"),
             Func::Min => format!("min({f})"),
             Func::Integral => format!("integral({f}, 1s)"),
+            Func::Count => format!("count({f})"),
         }
     }
 }
@@ -160,6 +170,8 @@ pub struct Select {
     pub group_by: GroupBy,
     pub newest_first: bool,
     pub limit: Option<u32>,
+    /// `INTO "measurement"`: InfluxDB writes the result (the hourly rollups).
+    pub into: Option<String>,
 }
 
 impl Select {
@@ -172,6 +184,7 @@ impl Select {
             group_by: GroupBy::Nothing,
             newest_first: false,
             limit: None,
+            into: None,
         }
     }
 
@@ -182,6 +195,23 @@ impl Select {
             Projection::Call { func, field, alias } => {
                 let _ = write!(q, "{} AS {}", func.call(field), ident(alias));
             }
+            Projection::Calls(calls) => {
+                let parts: Vec<String> = calls
+                    .iter()
+                    .map(|(func, field, alias)| format!("{} AS {}", func.call(field), ident(alias)))
+                    .collect();
+                q.push_str(&parts.join(", "));
+            }
+            Projection::Fields(fields) => {
+                let parts: Vec<String> = fields.iter().map(|f| ident(f)).collect();
+                q.push_str(&parts.join(", "));
+            }
+            Projection::Last { field, alias } => {
+                let _ = write!(q, "last({}) AS {}", ident(field), ident(alias));
+            }
+        }
+        if let Some(into) = &self.into {
+            let _ = write!(q, " INTO {}", ident(into));
         }
         q.push_str(" FROM ");
         match &self.from {
@@ -216,6 +246,29 @@ impl Select {
         }
         if let Some(n) = self.limit {
             let _ = write!(q, " LIMIT {n}");
+        }
+        q
+    }
+}
+
+/// `SHOW TAG KEYS FROM "measurement"`: the tag keys a measurement's series carry.
+pub fn show_tag_keys(measurement: &str) -> String {
+    format!("SHOW TAG KEYS FROM {}", ident(measurement))
+}
+
+/// `DELETE FROM "measurement" WHERE …`: removes points (rewriting billing rollups).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delete {
+    pub from: String,
+    pub conditions: Vec<Cond>,
+}
+
+impl Delete {
+    pub fn to_influxql(&self) -> String {
+        let mut q = format!("DELETE FROM {}", ident(&self.from));
+        if !self.conditions.is_empty() {
+            let conds: Vec<String> = self.conditions.iter().map(Cond::render).collect();
+            let _ = write!(q, " WHERE {}", conds.join(" AND "));
         }
         q
     }
@@ -360,6 +413,57 @@ mod tests {
             s.to_influxql(),
             "SELECT integral(\"value\", 1s) AS \"integral\" FROM \"memory/usage\" \
              GROUP BY time(3600s, 1800s), * fill(none)"
+        );
+    }
+
+    #[test]
+    fn raw_fields_and_a_last_selector_grouped_by_every_tag_render_exactly() {
+        let begin = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
+        let mut s = Select::new(
+            Projection::Fields(vec!["value".into()]),
+            Source::Measurement("cpu/usage".into()),
+        );
+        s.conditions = vec![
+            Cond::TagEq("type".into(), "pod_container".into()),
+            Cond::TimeGe(begin),
+        ];
+        s.group_by = GroupBy::AllTags;
+        assert_eq!(
+            s.to_influxql(),
+            "SELECT \"value\" FROM \"cpu/usage\" WHERE \"type\" = 'pod_container' \
+             AND time >= '2026-10-01T00:00:00Z' GROUP BY *"
+        );
+        s.projection = Projection::Last {
+            field: "value".into(),
+            alias: "value".into(),
+        };
+        assert!(s
+            .to_influxql()
+            .starts_with("SELECT last(\"value\") AS \"value\" FROM \"cpu/usage\" WHERE"));
+    }
+
+    #[test]
+    fn tag_keys_of_a_measurement_are_asked_with_an_escaped_name() {
+        assert_eq!(
+            show_tag_keys("cpu/usage\""),
+            "SHOW TAG KEYS FROM \"cpu/usage\\\"\""
+        );
+    }
+
+    #[test]
+    fn a_delete_over_a_time_range_renders_exactly() {
+        let begin = Utc.with_ymd_and_hms(2026, 10, 1, 7, 0, 0).unwrap();
+        let d = Delete {
+            from: "billing/pod_hour".into(),
+            conditions: vec![
+                Cond::TimeGe(begin),
+                Cond::TimeLt(begin + chrono::Duration::hours(1)),
+            ],
+        };
+        assert_eq!(
+            d.to_influxql(),
+            "DELETE FROM \"billing/pod_hour\" WHERE time >= '2026-10-01T07:00:00Z' \
+             AND time < '2026-10-01T08:00:00Z'"
         );
     }
 

@@ -120,7 +120,12 @@ pub fn line_chart(
     }
 }
 
-fn path(points: &[(i64, f64)], step: u64, x: &dyn Fn(i64) -> f64, y: &dyn Fn(f64) -> f64) -> String {
+fn path(
+    points: &[(i64, f64)],
+    step: u64,
+    x: &dyn Fn(i64) -> f64,
+    y: &dyn Fn(f64) -> f64,
+) -> String {
     let mut spacings: Vec<i64> = points.windows(2).map(|w| w[1].0 - w[0].0).collect();
     spacings.sort_unstable();
     let usual = spacings.get(spacings.len() / 2).copied().unwrap_or(0) as f64;
@@ -131,7 +136,9 @@ fn path(points: &[(i64, f64)], step: u64, x: &dyn Fn(i64) -> f64, y: &dyn Fn(f64
         let cmd = if joined { 'L' } else { 'M' };
         let _ = write!(d, "{cmd}{:.1},{:.1} ", x(t), y(v));
         // A lone point would be invisible: draw it as a short dash.
-        let next_joined = points.get(i + 1).is_some_and(|n| (n.0 - t) as f64 <= longest);
+        let next_joined = points
+            .get(i + 1)
+            .is_some_and(|n| (n.0 - t) as f64 <= longest);
         if !joined && !next_joined {
             let _ = write!(d, "h2 ");
         }
@@ -170,7 +177,11 @@ pub fn bars(items: Vec<(String, String, f64)>, unit: &str) -> Vec<Bar> {
             label,
             href,
             value: human(v, unit),
-            percent: if max > 0.0 { (v / max * 100.0).max(0.5) } else { 0.0 },
+            percent: if max > 0.0 {
+                (v / max * 100.0).max(0.5)
+            } else {
+                0.0
+            },
         })
         .collect()
 }
@@ -198,7 +209,10 @@ mod tests {
         let points = vec![(t, 0.0), (t + 100, 50.0), (t + 200, 50.0), (t + 460, 100.0)];
         let chart = line_chart(&[("total".into(), points)], from, to, 20, "count");
         // Plot x from 90 to 790 over 500 s; y from 216 (0) to 10 (100). 260 s > 2.5 × 100 s.
-        assert_eq!(chart.lines[0].d, "M90.0,216.0 L230.0,113.0 L370.0,113.0 M734.0,10.0 h2");
+        assert_eq!(
+            chart.lines[0].d,
+            "M90.0,216.0 L230.0,113.0 L370.0,113.0 M734.0,10.0 h2"
+        );
         assert_eq!(chart.y_ticks[4].label, "100");
         assert_eq!(chart.x_ticks[0].label, "00:00:00");
         assert_eq!(chart.x_ticks[4].label, "00:08:20");
@@ -207,7 +221,10 @@ mod tests {
     #[test]
     fn bars_are_relative_to_the_largest() {
         let b = bars(
-            vec![("a".into(), "/a".into(), 2000.0), ("b".into(), "/b".into(), 500.0)],
+            vec![
+                ("a".into(), "/a".into(), 2000.0),
+                ("b".into(), "/b".into(), 500.0),
+            ],
             "millicores",
         );
         assert_eq!(b[0].percent, 100.0);

@@ -43,6 +43,14 @@ impl From<RequestError> for WebError {
     }
 }
 
+impl From<crate::metering::MeteringError> for WebError {
+    fn from(e: crate::metering::MeteringError) -> Self {
+        match e {
+            crate::metering::MeteringError::Influx(e) => WebError::Influx(e),
+        }
+    }
+}
+
 impl From<AuthError> for WebError {
     fn from(e: AuthError) -> Self {
         match e {
@@ -68,16 +76,18 @@ impl WebError {
                  minute; if it persists, check INFLUXDB_URL and that InfluxDB is running."
                     .into()
             }
-            WebError::Influx(InfluxError::DatabaseNotFound(db)) => format!(
-                "The InfluxDB database {db:?} does not exist; check INFLUXDB_DB."
-            ),
+            WebError::Influx(InfluxError::DatabaseNotFound(db)) => {
+                format!("The InfluxDB database {db:?} does not exist; check INFLUXDB_DB.")
+            }
             WebError::Influx(_) => "InfluxDB could not answer this query; the error is in the \
                                     server's log."
                 .into(),
-            WebError::Store(_) => "The user database cannot be reached; try again in a minute."
-                .into(),
-            WebError::Render(_) => "The page could not be drawn; the error is in the server's log."
-                .into(),
+            WebError::Store(_) => {
+                "The user database cannot be reached; try again in a minute.".into()
+            }
+            WebError::Render(_) => {
+                "The page could not be drawn; the error is in the server's log.".into()
+            }
             other => other.to_string(),
         }
     }

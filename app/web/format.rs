@@ -85,7 +85,10 @@ mod tests {
         assert_eq!(human(45_000.0, "milliseconds"), "45 s");
         assert_eq!(human(125_000.0, "milliseconds"), "2 min 5 s");
         assert_eq!(human(11_520_000.0, "milliseconds"), "3 h 12 min");
-        assert_eq!(human(2.0 * 86_400_000.0 + 3_600_000.0, "milliseconds"), "2 d 1 h");
+        assert_eq!(
+            human(2.0 * 86_400_000.0 + 3_600_000.0, "milliseconds"),
+            "2 d 1 h"
+        );
         assert_eq!(human(90e9, "nanoseconds"), "1 min 30 s CPU");
     }
 

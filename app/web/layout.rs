@@ -19,6 +19,7 @@ pub struct Layout {
     pub main_metrics: Vec<NavLink>,
     pub other_metrics: Vec<NavLink>,
     pub index_active: bool,
+    pub billing_active: bool,
     /// The namespaces this user is limited to, for the header (empty: all).
     pub scope_note: String,
 }
@@ -62,6 +63,7 @@ impl Layout {
             main_metrics: catalogue::main_metrics().map(link).collect(),
             other_metrics: other,
             index_active: active.is_none(),
+            billing_active: active == Some(super::billing::BILLING),
             scope_note,
         }
     }

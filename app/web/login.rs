@@ -99,8 +99,14 @@ pub async fn sign_in(
     let db = session::db(&state)?;
     let policy = Policy::default();
     let now = Utc::now().timestamp();
-    let address = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
-    let subjects = [lockout::user_subject(&username), lockout::addr_subject(&address)];
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    let subjects = [
+        lockout::user_subject(&username),
+        lockout::addr_subject(&address),
+    ];
     match policy.verdict(lockout::failures(db, &policy, &subjects, now).await?) {
         Verdict::Allow => {}
         Verdict::Slow(delay) => tokio::time::sleep(delay).await,
@@ -140,7 +146,13 @@ pub async fn sign_in(
             render_login(&req, StatusCode::UNAUTHORIZED, next, username, msg)
         }
         Err(AuthError::Store(e)) => Err(e.into()),
-        Err(other) => render_login(&req, StatusCode::FORBIDDEN, next, username, format!("{other}.")),
+        Err(other) => render_login(
+            &req,
+            StatusCode::FORBIDDEN,
+            next,
+            username,
+            format!("{other}."),
+        ),
     }
 }
 
@@ -176,7 +188,10 @@ mod tests {
 
     #[test]
     fn after_sign_in_only_dashboard_paths_are_followed() {
-        assert_eq!(safe_next(Some("/web/stats/uptime/default?range=6h")), "/web/stats/uptime/default?range=6h");
+        assert_eq!(
+            safe_next(Some("/web/stats/uptime/default?range=6h")),
+            "/web/stats/uptime/default?range=6h"
+        );
         assert_eq!(safe_next(Some("https://evil.example/")), "/web/stats/index");
         assert_eq!(safe_next(Some("//evil.example/web/")), "/web/stats/index");
         assert_eq!(safe_next(Some("/web/\\evil")), "/web/stats/index");

@@ -3,6 +3,7 @@
 //! rendered on the server with askama (`templates/`); charts are SVG; the one stylesheet is
 //! `static/kubemeter.css`, compiled into the binary so the pages work offline.
 
+mod billing;
 mod chart;
 mod error;
 mod format;
@@ -25,7 +26,12 @@ pub fn config(cfg: &mut web::ServiceConfig) {
         .route("/web/login", web::get().to(login::login_page))
         .route("/web/login/", web::get().to(login::login_page))
         .route("/web/authentication/signin", web::post().to(login::sign_in))
-        .route("/web/authentication/signout", web::post().to(login::sign_out))
+        .route(
+            "/web/authentication/signout",
+            web::post().to(login::sign_out),
+        )
+        .route("/web/billing", web::get().to(billing::show_billing))
+        .route("/web/billing.csv", web::get().to(billing::download_csv))
         .route("/web/stats/index", web::get().to(stats::show_index))
         .route("/web/stats/{rest:.+}", web::get().to(stats::show_metric));
 }

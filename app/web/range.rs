@@ -22,7 +22,20 @@ const TARGET_BUCKETS: i64 = 120;
 
 /// Bucket widths a person reads easily, smallest first.
 const STEPS: [i64; 14] = [
-    15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 3 * 3600, 6 * 3600, 12 * 3600, 86400,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    7200,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86400,
 ];
 
 /// The longest custom range: a year of data is the most a page should scan.
@@ -49,21 +62,24 @@ impl TimeRange {
             let from = parse_time(f).ok_or_else(|| bad_time("from", f))?;
             let to = parse_time(t).ok_or_else(|| bad_time("to", t))?;
             if from >= to {
-                return Err(format!("the range must start before it ends ({f} is not before {t})"));
+                return Err(format!(
+                    "the range must start before it ends ({f} is not before {t})"
+                ));
             }
             if (to - from).num_seconds() > MAX_SECONDS {
                 return Err("the range may span at most 366 days".into());
             }
-            return Ok(TimeRange { from, to, preset: None });
+            return Ok(TimeRange {
+                from,
+                to,
+                preset: None,
+            });
         }
         let key = given(range).unwrap_or(DEFAULT_PRESET);
-        let (name, _, seconds) = PRESETS
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .ok_or_else(|| {
-                let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
-                format!("unknown range {key:?}; choose one of {}", names.join(", "))
-            })?;
+        let (name, _, seconds) = PRESETS.iter().find(|(k, _, _)| *k == key).ok_or_else(|| {
+            let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
+            format!("unknown range {key:?}; choose one of {}", names.join(", "))
+        })?;
         Ok(TimeRange {
             from: now - Duration::seconds(*seconds),
             to: now,
@@ -130,26 +146,45 @@ mod tests {
     fn without_parameters_the_range_is_the_last_hour() {
         let r = TimeRange::parse(None, None, None, now()).unwrap();
         assert_eq!(r.to, now());
-        assert_eq!(r.from, Utc.with_ymd_and_hms(2026, 11, 22, 11, 0, 0).unwrap());
+        assert_eq!(
+            r.from,
+            Utc.with_ymd_and_hms(2026, 11, 22, 11, 0, 0).unwrap()
+        );
         assert_eq!(r.preset, Some("1h"));
     }
 
     #[test]
     fn a_custom_range_takes_dates_browser_times_and_rfc3339() {
-        let r = TimeRange::parse(Some("6h"), Some("2026-11-01"), Some("2026-11-01T08:30"), now())
-            .unwrap();
+        let r = TimeRange::parse(
+            Some("6h"),
+            Some("2026-11-01"),
+            Some("2026-11-01T08:30"),
+            now(),
+        )
+        .unwrap();
         assert_eq!(r.from, Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
         assert_eq!(r.to, Utc.with_ymd_and_hms(2026, 11, 1, 8, 30, 0).unwrap());
         assert_eq!(r.preset, None);
-        let r = TimeRange::parse(None, Some("2026-11-01T00:00:00+01:00"), Some("2026-11-02"), now())
-            .unwrap();
-        assert_eq!(r.from, Utc.with_ymd_and_hms(2026, 10, 31, 23, 0, 0).unwrap());
+        let r = TimeRange::parse(
+            None,
+            Some("2026-11-01T00:00:00+01:00"),
+            Some("2026-11-02"),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            r.from,
+            Utc.with_ymd_and_hms(2026, 10, 31, 23, 0, 0).unwrap()
+        );
     }
 
     #[test]
     fn bad_ranges_say_what_is_wrong() {
         let e = TimeRange::parse(Some("2w"), None, None, now()).unwrap_err();
-        assert!(e.contains("unknown range \"2w\"") && e.contains("30d"), "{e}");
+        assert!(
+            e.contains("unknown range \"2w\"") && e.contains("30d"),
+            "{e}"
+        );
         let e = TimeRange::parse(None, Some("yesterday"), Some("2026-11-02"), now()).unwrap_err();
         assert!(e.starts_with("from \"yesterday\" is not a time"), "{e}");
         let e = TimeRange::parse(None, Some("2026-11-02"), Some("2026-11-01"), now()).unwrap_err();
@@ -160,7 +195,11 @@ mod tests {
 
     #[test]
     fn steps_keep_charts_near_120_buckets() {
-        let r = |s: &str| TimeRange::parse(Some(s), None, None, now()).unwrap().step_seconds();
+        let r = |s: &str| {
+            TimeRange::parse(Some(s), None, None, now())
+                .unwrap()
+                .step_seconds()
+        };
         assert_eq!(r("15m"), 15); // 60 buckets
         assert_eq!(r("1h"), 30); // 120
         assert_eq!(r("6h"), 300); // 72

@@ -61,8 +61,13 @@ impl RangeForm {
 }
 
 fn time_range(q: &PageQuery) -> Result<TimeRange, WebError> {
-    TimeRange::parse(q.range.as_deref(), q.from.as_deref(), q.to.as_deref(), Utc::now())
-        .map_err(WebError::BadRequest)
+    TimeRange::parse(
+        q.range.as_deref(),
+        q.from.as_deref(),
+        q.to.as_deref(),
+        Utc::now(),
+    )
+    .map_err(WebError::BadRequest)
 }
 
 async fn run(state: &AppState, s: &Select) -> Result<Vec<crate::influx::Series>, WebError> {
@@ -105,7 +110,10 @@ pub async fn show_index(
         .into_iter()
         .find(|m| query.top.as_deref() == Some(*m))
         .unwrap_or(name::CPU_USAGE_RATE);
-    let metrics: Vec<&'static Metric> = INDEX_METRICS.iter().filter_map(|n| catalogue::find(n)).collect();
+    let metrics: Vec<&'static Metric> = INDEX_METRICS
+        .iter()
+        .filter_map(|n| catalogue::find(n))
+        .collect();
     let tags = ["namespace_name", "workload_kind", "workload_name"];
     let all = Selection::default();
     let statements = metrics
@@ -128,12 +136,22 @@ pub async fn show_index(
             average: human(by_ns.average, metric.unit),
             peak: human(by_ns.peak, metric.unit),
             chart: (!by_ns.total.is_empty()).then(|| {
-                chart::line_chart(&[("total".into(), by_ns.total.clone())], range.from, range.to, range.step_seconds(), metric.unit)
+                chart::line_chart(
+                    &[("total".into(), by_ns.total.clone())],
+                    range.from,
+                    range.to,
+                    range.step_seconds(),
+                    metric.unit,
+                )
             }),
         });
         if metric.name == top_metric {
             top_namespaces = top_bars(metric, &by_ns, &keep, |key| {
-                (key[0].clone(), format!("/web/stats/{}/{}", metric.name, key[0]), vec![])
+                (
+                    key[0].clone(),
+                    format!("/web/stats/{}/{}", metric.name, key[0]),
+                    vec![],
+                )
             });
             let by_workload = usage::fold(series, &tags);
             top_workloads = top_bars(metric, &by_workload, &keep, |key| {
@@ -250,7 +268,9 @@ fn resolve(rest: &str) -> Result<(&'static Metric, Option<Namespace>), WebError>
     let (metric, ns) = rest.rsplit_once('/').ok_or_else(unknown)?;
     let metric = catalogue::find(metric).ok_or_else(unknown)?;
     let ns = Namespace::parse(ns).ok_or_else(|| {
-        WebError::BadRequest(format!("{ns:?} is not a namespace name (lower-case letters, digits and '-')"))
+        WebError::BadRequest(format!(
+            "{ns:?} is not a namespace name (lower-case letters, digits and '-')"
+        ))
     })?;
     if metric.pod_level == PodLevel::NodeOnly {
         return Err(WebError::BadRequest(format!(
@@ -294,16 +314,29 @@ async fn stats_page(
     let tags = usage::breakdown_tags(metric, drill);
     let chart_q = usage::usage_statement(metric, &sel, &range, level, tags, scope)?;
     let table_q = usage::table_statement(metric, &sel, &range, level, scope)?;
-    let (series, rows) = futures::future::try_join(run(state, &chart_q), run(state, &table_q)).await?;
+    let (series, rows) =
+        futures::future::try_join(run(state, &chart_q), run(state, &table_q)).await?;
     let usage = usage::fold(&series, tags);
 
     let keep = range.query_pairs();
     let chart = (!usage.total.is_empty()).then(|| {
         let mut lines = vec![("total".to_string(), usage.total.clone())];
         if usage.parts.len() > 1 {
-            lines.extend(usage.parts.iter().take(CHART_PARTS).map(|p| (label(&p.key), p.points.clone())));
+            lines.extend(
+                usage
+                    .parts
+                    .iter()
+                    .take(CHART_PARTS)
+                    .map(|p| (label(&p.key), p.points.clone())),
+            );
         }
-        chart::line_chart(&lines, range.from, range.to, range.step_seconds(), metric.unit)
+        chart::line_chart(
+            &lines,
+            range.from,
+            range.to,
+            range.step_seconds(),
+            metric.unit,
+        )
     });
     let breakdown = usage
         .parts
@@ -360,7 +393,11 @@ async fn stats_page(
 }
 
 fn label(key: &[String]) -> String {
-    let parts: Vec<&str> = key.iter().map(String::as_str).filter(|k| !k.is_empty()).collect();
+    let parts: Vec<&str> = key
+        .iter()
+        .map(String::as_str)
+        .filter(|k| !k.is_empty())
+        .collect();
     if parts.is_empty() {
         "(none)".into()
     } else {
@@ -405,7 +442,12 @@ fn drill_pairs(sel: &Selection) -> Vec<(&'static str, String)> {
 }
 
 /// The page one level down for a breakdown row.
-fn drill_href(metric: &Metric, sel: &Selection, key: &[String], keep: &[(&'static str, String)]) -> String {
+fn drill_href(
+    metric: &Metric,
+    sel: &Selection,
+    key: &[String],
+    keep: &[(&'static str, String)],
+) -> String {
     let mut pairs = drill_pairs(sel);
     let ns = match (&sel.namespace, sel.drill()) {
         (None, _) if metric.pod_level == PodLevel::NodeOnly => return String::new(),
@@ -473,14 +515,26 @@ mod tests {
     #[test]
     fn paths_name_a_metric_and_maybe_a_namespace() {
         let (m, ns) = resolve("cpu/usage_rate/cluster-3").unwrap();
-        assert_eq!((m.name, ns.unwrap().as_str()), ("cpu/usage_rate", "cluster-3"));
+        assert_eq!(
+            (m.name, ns.unwrap().as_str()),
+            ("cpu/usage_rate", "cluster-3")
+        );
         let (m, ns) = resolve("uptime").unwrap();
         assert_eq!((m.name, ns), ("uptime", None));
         let (m, ns) = resolve("nvidia.com/gpu/request/ml").unwrap();
-        assert_eq!((m.name, ns.unwrap().as_str()), ("nvidia.com/gpu/request", "ml"));
+        assert_eq!(
+            (m.name, ns.unwrap().as_str()),
+            ("nvidia.com/gpu/request", "ml")
+        );
         assert!(matches!(resolve("cpu/nothing"), Err(WebError::NotFound(_))));
-        assert!(matches!(resolve("cpu/usage_rate/Bad_NS"), Err(WebError::BadRequest(_))));
-        assert!(matches!(resolve("cpu/node_capacity/default"), Err(WebError::BadRequest(_))));
+        assert!(matches!(
+            resolve("cpu/usage_rate/Bad_NS"),
+            Err(WebError::BadRequest(_))
+        ));
+        assert!(matches!(
+            resolve("cpu/node_capacity/default"),
+            Err(WebError::BadRequest(_))
+        ));
     }
 
     #[test]
@@ -492,9 +546,25 @@ mod tests {
             drill_href(cpu, &sel, &key, &[("range", "6h".into())]),
             "/web/stats/cpu/usage_rate/shop?workload=Deployment/web&range=6h"
         );
-        let crumbs = crumbs(cpu, &Selection::parse(Namespace::parse("shop"), Some("Deployment/web"), Some("web-1"), None).unwrap(), &[]);
+        let crumbs = crumbs(
+            cpu,
+            &Selection::parse(
+                Namespace::parse("shop"),
+                Some("Deployment/web"),
+                Some("web-1"),
+                None,
+            )
+            .unwrap(),
+            &[],
+        );
         let labels: Vec<&str> = crumbs.iter().map(|c| c.label.as_str()).collect();
-        assert_eq!(labels, ["all namespaces", "shop", "Deployment/web", "web-1"]);
-        assert_eq!(crumbs[3].href, "/web/stats/cpu/usage_rate/shop?workload=Deployment/web&pod=web-1");
+        assert_eq!(
+            labels,
+            ["all namespaces", "shop", "Deployment/web", "web-1"]
+        );
+        assert_eq!(
+            crumbs[3].href,
+            "/web/stats/cpu/usage_rate/shop?workload=Deployment/web&pod=web-1"
+        );
     }
 }

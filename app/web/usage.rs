@@ -96,9 +96,11 @@ impl Selection {
             container: name("container", container)?,
         };
         if sel.namespace.is_none() && sel.drill() > Drill::Cluster {
-            return Err("choose a namespace first: workloads, pods and containers are shown \
+            return Err(
+                "choose a namespace first: workloads, pods and containers are shown \
                         under /web/stats/<metric>/<namespace>"
-                .into());
+                    .into(),
+            );
         }
         Ok(sel)
     }
@@ -364,7 +366,10 @@ mod tests {
     fn series(tags: &[(&str, &str)], rows: &[(&str, f64)]) -> Series {
         Series {
             name: "cpu/usage_rate".into(),
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             columns: vec!["time".into(), "mean".into()],
             values: rows.iter().map(|(t, v)| vec![json!(t), json!(v)]).collect(),
         }
@@ -383,12 +388,24 @@ mod tests {
     fn bucket_means_add_up_across_pods_and_parts_add_up_to_the_total() {
         let (t0, t1) = ("2026-11-01T00:00:00Z", "2026-11-01T00:00:30Z");
         let data = [
-            series(&[("namespace_name", "a"), ("pod_name", "p1")], &[(t0, 100.0), (t1, 300.0)]),
-            series(&[("namespace_name", "a"), ("pod_name", "p2")], &[(t0, 50.0)]),
-            series(&[("namespace_name", "b"), ("pod_name", "p3")], &[(t1, 500.0)]),
+            series(
+                &[("namespace_name", "a"), ("pod_name", "p1")],
+                &[(t0, 100.0), (t1, 300.0)],
+            ),
+            series(
+                &[("namespace_name", "a"), ("pod_name", "p2")],
+                &[(t0, 50.0)],
+            ),
+            series(
+                &[("namespace_name", "b"), ("pod_name", "p3")],
+                &[(t1, 500.0)],
+            ),
         ];
         let u = fold(&data, &["namespace_name"]);
-        let t = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap().timestamp();
+        let t = Utc
+            .with_ymd_and_hms(2026, 11, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp();
         assert_eq!(u.total, vec![(t, 150.0), (t + 30, 800.0)]);
         // Two buckets observed: averages are (150 + 800) / 2, a: (150 + 300) / 2, b: 500 / 2.
         assert_eq!(u.average, 475.0);
@@ -411,8 +428,15 @@ mod tests {
         .unwrap();
         assert_eq!(sel.drill(), Drill::Workload);
         let lvl = level(cpu, sel.drill());
-        let s = usage_statement(cpu, &sel, &range(), lvl, breakdown_tags(cpu, sel.drill()), &Scope::All)
-            .unwrap();
+        let s = usage_statement(
+            cpu,
+            &sel,
+            &range(),
+            lvl,
+            breakdown_tags(cpu, sel.drill()),
+            &Scope::All,
+        )
+        .unwrap();
         assert_eq!(
             s.to_influxql(),
             "SELECT mean(\"value\") AS \"mean\" FROM \"cpu/usage_rate\" WHERE \"type\" = 'pod' \
@@ -437,7 +461,12 @@ mod tests {
         let scope = Scope::Only(vec!["shop".into()]);
         let all = Selection::default();
         let s = table_statement(cpu, &all, &range(), "pod", &scope).unwrap();
-        assert!(s.to_influxql().contains("\"namespace_name\" =~ /^(?:shop)$/"), "{}", s.to_influxql());
+        assert!(
+            s.to_influxql()
+                .contains("\"namespace_name\" =~ /^(?:shop)$/"),
+            "{}",
+            s.to_influxql()
+        );
         let other = Selection::parse(Namespace::parse("bank"), None, None, None).unwrap();
         assert!(table_statement(cpu, &other, &range(), "pod", &scope).is_err());
     }

@@ -1,13 +1,14 @@
 //! The dashboard in a real headless Chromium, driven over the W3C WebDriver protocol by
 //! Debian's chromedriver (`make test` installs both): sign in, see a chart and rows, open a
-//! namespace URL and see only that namespace, sign out and be sent back to the login page.
+//! namespace URL and see only that namespace, download the billing CSV, sign out and be sent
+//! back to the login page.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{fresh_sql_databases, spawn_app_with_users, temp_dir};
+use crate::helpers::{fresh_sql_databases, spawn_app_with_users, temp_dir, PASSWORD, USER};
 use crate::web::{add_user, RANGE};
 use kubemeter::users::Role;
 
@@ -43,12 +44,15 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(program("KUBEMETER_TEST_CHROMEDRIVER", "/usr/bin/chromedriver"))
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
+        let child = Command::new(program(
+            "KUBEMETER_TEST_CHROMEDRIVER",
+            "/usr/bin/chromedriver",
+        ))
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
         let driver = Driver {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -56,13 +60,25 @@ impl Driver {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let ready = driver.http.get(format!("{}/status", driver.url)).send().await;
+            let ready = driver
+                .http
+                .get(format!("{}/status", driver.url))
+                .send()
+                .await;
             if let Ok(r) = ready {
-                if r.json::<Value>().await.ok().and_then(|v| v["value"]["ready"].as_bool()) == Some(true) {
+                if r.json::<Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["value"]["ready"].as_bool())
+                    == Some(true)
+                {
                     return driver;
                 }
             }
-            assert!(Instant::now() < deadline, "chromedriver did not become ready");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not become ready"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -95,17 +111,25 @@ impl Driver {
         ];
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.display()));
+        let downloads = temp_dir("chromium-downloads");
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": program("KUBEMETER_TEST_CHROMIUM", "/usr/bin/chromium"),
                 "args": args,
+                "prefs": {
+                    "download.default_directory": downloads.display().to_string(),
+                    "download.prompt_for_download": false,
+                },
             }
         }}});
-        let value = self.call(reqwest::Method::POST, "/session", Some(caps)).await;
+        let value = self
+            .call(reqwest::Method::POST, "/session", Some(caps))
+            .await;
         Session {
             driver: self,
             id: value["sessionId"].as_str().unwrap().to_string(),
+            downloads,
         }
     }
 }
@@ -113,12 +137,16 @@ impl Driver {
 struct Session<'a> {
     driver: &'a Driver,
     id: String,
+    /// Where the browser saves downloads.
+    downloads: std::path::PathBuf,
 }
 
 impl Session<'_> {
     async fn post(&self, path: &str, body: Value) -> Value {
         let path = format!("/session/{}{path}", self.id);
-        self.driver.call(reqwest::Method::POST, &path, Some(body)).await
+        self.driver
+            .call(reqwest::Method::POST, &path, Some(body))
+            .await
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -155,7 +183,12 @@ impl Session<'_> {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| e[ELEMENT].as_str().unwrap_or_else(|| panic!("{css}: {found}")).to_string())
+            .map(|e| {
+                e[ELEMENT]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{css}: {found}"))
+                    .to_string()
+            })
             .collect()
     }
 
@@ -176,7 +209,8 @@ impl Session<'_> {
 
     async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
-        self.post(&format!("/element/{id}/value"), json!({ "text": text })).await;
+        self.post(&format!("/element/{id}/value"), json!({ "text": text }))
+            .await;
     }
 
     async fn click(&self, css: &str) {
@@ -187,10 +221,23 @@ impl Session<'_> {
     /// Saves a PNG of the page when KUBEMETER_TEST_SCREENSHOTS names a folder (to look at
     /// the pages after a change).
     async fn screenshot(&self, name: &str) {
-        let Ok(dir) = std::env::var("KUBEMETER_TEST_SCREENSHOTS") else { return };
+        let Ok(dir) = std::env::var("KUBEMETER_TEST_SCREENSHOTS") else {
+            return;
+        };
         use base64_decode as decode;
         let png = self.get("/screenshot").await;
         std::fs::write(format!("{dir}/{name}.png"), decode(png.as_str().unwrap())).unwrap();
+    }
+
+    /// The file named `name` once the browser has finished saving it.
+    async fn downloaded(&self, name: &str) -> Vec<u8> {
+        let path = self.downloads.join(name);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !path.exists() {
+            assert!(Instant::now() < deadline, "{name} was not downloaded");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        std::fs::read(path).unwrap()
     }
 
     async fn close(self) {
@@ -204,20 +251,26 @@ async fn in_a_real_browser_a_user_signs_in_reads_a_chart_and_rows_and_signs_out(
     let (_, db) = fresh_sql_databases().await.remove(0);
     add_user(&db, "alice", Role::Viewer, &[]).await;
     let app = spawn_app_with_users(Some(db)).await;
+    app.influx.write(cpu_counter()).await.unwrap();
     let driver = Driver::start().await;
     let browser = driver.session().await;
 
     // A stats link opened before signing in goes through the login page and comes back.
     let stats = format!("{}/web/stats/cpu/usage_rate?{RANGE}", app.address);
     browser.open(&stats).await;
-    browser.wait_for_url("the login page", |u| u.contains("/web/login/")).await;
+    browser
+        .wait_for_url("the login page", |u| u.contains("/web/login/"))
+        .await;
     browser.type_into("#username", "alice").await;
     browser.type_into("#password", "alice-password").await;
     browser.click("#signin").await;
     browser.wait_for_url("the stats page", |u| u == stats).await;
 
     // A chart with its total line, and the fixture's 12 pod points (4 pods × 3 samples).
-    assert!(!browser.find_all("svg.chart path.series").await.is_empty(), "a chart");
+    assert!(
+        !browser.find_all("svg.chart path.series").await.is_empty(),
+        "a chart"
+    );
     assert_eq!(browser.find_all("table.points tbody tr").await.len(), 12);
     browser.screenshot("stats").await;
     let heading = browser.texts("main h1").await;
@@ -225,7 +278,10 @@ async fn in_a_real_browser_a_user_signs_in_reads_a_chart_and_rows_and_signs_out(
 
     // The seed's namespace URL shows that namespace only.
     browser
-        .open(&format!("{}/web/stats/cpu/usage_rate/cluster-3?{RANGE}", app.address))
+        .open(&format!(
+            "{}/web/stats/cpu/usage_rate/cluster-3?{RANGE}",
+            app.address
+        ))
         .await;
     browser.screenshot("namespace").await;
     let namespaces = browser.texts("table.points tbody td:nth-child(4)").await;
@@ -233,13 +289,69 @@ async fn in_a_real_browser_a_user_signs_in_reads_a_chart_and_rows_and_signs_out(
     let values = browser.texts("table.points tbody td:nth-child(7)").await;
     assert_eq!(values, ["70", "60", "50"], "newest first");
 
+    // The billing page shows the statement, and its CSV download is the API's, byte for byte.
+    let billing = "from=2017-12-01&to=2017-12-02&by=namespace";
+    browser
+        .open(&format!("{}/web/billing?{billing}", app.address))
+        .await;
+    browser.screenshot("billing").await;
+    let keys = browser.texts("table.statement tbody td:first-child").await;
+    assert_eq!(
+        keys,
+        ["default"],
+        "web-1's CPU counter is billed to its namespace"
+    );
+    browser.click("a.download").await;
+    let csv = browser
+        .downloaded("kubemeter-namespace-2017-12-01-2017-12-02.csv")
+        .await;
+    let api_csv = app
+        .http
+        .get(format!("{}/api/billing?{billing}&format=csv", app.address))
+        .header("X-USERNAME", USER)
+        .header("X-PASSWORD", PASSWORD)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(csv).unwrap(),
+        String::from_utf8(api_csv.to_vec()).unwrap()
+    );
+
     // Signing out lands on the login page, and the stats page asks to sign in again.
     browser.click("form.signout button").await;
-    browser.wait_for_url("the login page", |u| u.ends_with("/web/login/")).await;
+    browser
+        .wait_for_url("the login page", |u| u.ends_with("/web/login/"))
+        .await;
     browser.open(&stats).await;
-    browser.wait_for_url("the login page", |u| u.contains("/web/login/?next=")).await;
+    browser
+        .wait_for_url("the login page", |u| u.contains("/web/login/?next="))
+        .await;
     assert_eq!(browser.find_all("#signin").await.len(), 1);
     browser.close().await;
+}
+
+/// web-1/app's cumulative CPU counter beside the fixture's rates: 0.5 core for two minutes.
+fn cpu_counter() -> String {
+    let tags = "type=pod_container,cluster_name=default,namespace_name=default,pod_name=web-1,\
+                nodename=node-01,owner_kind=ReplicaSet,owner_name=web-5d8f9,\
+                workload_kind=Deployment,workload_name=web,container_name=app";
+    [
+        (0, 500_000_000u64),
+        (60, 30_500_000_000),
+        (120, 60_500_000_000),
+    ]
+    .iter()
+    .map(|(s, v)| {
+        format!(
+            "cpu/usage,{tags} value={v}i {}\n",
+            (1_512_086_400i64 + s) * 1_000_000_000
+        )
+    })
+    .collect()
 }
 
 /// Standard base64 (the WebDriver screenshot's encoding).
@@ -255,9 +367,14 @@ fn base64_decode(s: &str) -> Vec<u8> {
     bytes
         .chunks(4)
         .flat_map(|c| {
-            let n = c.iter().enumerate().fold(0u32, |n, (i, v)| n | (u32::from(*v) << (18 - 6 * i)));
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, v)| n | (u32::from(*v) << (18 - 6 * i)));
             let take = c.len() - 1;
-            [(n >> 16) as u8, (n >> 8) as u8, n as u8].into_iter().take(take)
+            [(n >> 16) as u8, (n >> 8) as u8, n as u8]
+                .into_iter()
+                .take(take)
         })
         .collect()
 }

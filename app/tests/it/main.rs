@@ -2,6 +2,7 @@
 //! Integration tests: the real app on port 0 against a real influxd (KUBEMETER_TEST_INFLUX_URL,
 //! started by `make test`), one fresh database per test.
 
+mod billing;
 mod browser;
 mod collector;
 mod contract;
@@ -9,7 +10,9 @@ mod errors;
 mod extensions;
 mod fixture;
 mod helpers;
+mod hourly;
 mod influx;
+mod statements;
 mod users;
 mod web;
 mod writer;

@@ -17,7 +17,10 @@ pub async fn add_user(db: &Db, name: &str, role: Role, namespaces: &[&str]) {
         username: name.into(),
         email: format!("{name}@example.com"),
         role,
-        namespaces: namespaces.iter().map(|n| Namespace::parse(n).unwrap()).collect(),
+        namespaces: namespaces
+            .iter()
+            .map(|n| Namespace::parse(n).unwrap())
+            .collect(),
         password: SecretString::from(format!("{name}-password")),
     })
     .await
@@ -35,7 +38,10 @@ impl<'a> Visitor<'a> {
     pub fn new(app: &'a TestApp) -> Self {
         Visitor {
             app,
-            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
             cookies: Vec::new(),
         }
     }
@@ -71,7 +77,11 @@ impl<'a> Visitor<'a> {
         self.finish(resp).await
     }
 
-    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (StatusCode, String, Option<String>) {
+    pub async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, String, Option<String>) {
         let resp = self
             .http
             .post(format!("{}{path}", self.app.address))
@@ -94,17 +104,29 @@ impl<'a> Visitor<'a> {
     }
 
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 
     /// Opens the login page and signs in; returns the sign-in answer.
-    pub async fn sign_in(&mut self, user: &str, password: &str) -> (StatusCode, String, Option<String>) {
+    pub async fn sign_in(
+        &mut self,
+        user: &str,
+        password: &str,
+    ) -> (StatusCode, String, Option<String>) {
         let (status, page, _) = self.get("/web/login/").await;
         assert_eq!(status, 200, "{page}");
         let csrf = hidden(&page, "csrf_token");
         self.post(
             "/web/authentication/signin",
-            &[("username", user), ("password", password), ("csrf_token", &csrf), ("next", "/web/stats/index")],
+            &[
+                ("username", user),
+                ("password", password),
+                ("csrf_token", &csrf),
+                ("next", "/web/stats/index"),
+            ],
         )
         .await
     }
@@ -113,7 +135,10 @@ impl<'a> Visitor<'a> {
 /// The value of the hidden input `name` in a page.
 pub fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let start = page.find(&marker).unwrap_or_else(|| panic!("no {name} in {page}")) + marker.len();
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
     page[start..].split('"').next().unwrap().to_string()
 }
 
@@ -162,18 +187,27 @@ async fn a_user_signs_in_with_a_csrf_token_and_signing_out_ends_the_session_on_t
         // Not signed in: sent to the login page, which brings you back afterwards.
         let (status, _, location) = v.get("/web/stats/cpu/usage_rate?range=6h").await;
         assert_eq!(status, 303, "{label}");
-        assert_eq!(location.unwrap(), "/web/login/?next=/web/stats/cpu/usage_rate%3Frange%3D6h");
+        assert_eq!(
+            location.unwrap(),
+            "/web/login/?next=/web/stats/cpu/usage_rate%3Frange%3D6h"
+        );
 
         // A sign-in without the form's token is refused, even with the right password.
         let (status, page, _) = v
-            .post("/web/authentication/signin", &[("username", "alice"), ("password", "alice-password")])
+            .post(
+                "/web/authentication/signin",
+                &[("username", "alice"), ("password", "alice-password")],
+            )
             .await;
         assert_eq!(status, 403, "{label}");
         assert!(page.contains("This form has expired"), "{page}");
 
         let (status, page, _) = v.sign_in("alice", "wrong").await;
         assert_eq!(status, 401, "{label}");
-        assert!(page.contains("Username and password is not recognized"), "{page}");
+        assert!(
+            page.contains("Username and password is not recognized"),
+            "{page}"
+        );
         assert!(v.cookie("kubemeter_session").is_none());
 
         let (status, _, location) = v.sign_in("alice", "alice-password").await;
@@ -185,15 +219,29 @@ async fn a_user_signs_in_with_a_csrf_token_and_signing_out_ends_the_session_on_t
         assert!(page.contains("alice"), "{page}");
 
         // Signing out needs the session's token, then the same cookie no longer works.
-        let (status, _, _) = v.post("/web/authentication/signout", &[("csrf_token", "forged")]).await;
+        let (status, _, _) = v
+            .post("/web/authentication/signout", &[("csrf_token", "forged")])
+            .await;
         assert_eq!(status, 403, "{label}");
         let csrf = hidden(&page, "csrf_token");
-        let (status, _, location) = v.post("/web/authentication/signout", &[("csrf_token", &csrf)]).await;
-        assert_eq!((status.as_u16(), location.as_deref()), (303, Some("/web/login/")), "{label}");
-        assert!(v.cookie("kubemeter_session").is_none(), "the browser is told to forget it");
+        let (status, _, location) = v
+            .post("/web/authentication/signout", &[("csrf_token", &csrf)])
+            .await;
+        assert_eq!(
+            (status.as_u16(), location.as_deref()),
+            (303, Some("/web/login/")),
+            "{label}"
+        );
+        assert!(
+            v.cookie("kubemeter_session").is_none(),
+            "the browser is told to forget it"
+        );
         v.cookies.push(("kubemeter_session".into(), token));
         let (status, _, location) = v.get("/web/stats/index").await;
-        assert_eq!(status, 303, "{label}: a replayed cookie of an ended session is refused");
+        assert_eq!(
+            status, 303,
+            "{label}: a replayed cookie of an ended session is refused"
+        );
         assert!(location.unwrap().starts_with("/web/login/"));
     }
 }
@@ -203,7 +251,10 @@ async fn session_cookies_are_http_only_same_site_and_secure_behind_tls() {
     let (_, db) = fresh_sql_databases().await.remove(0);
     add_user(&db, "alice", Role::Admin, &[]).await;
     let app = spawn_app_with_users(Some(db)).await;
-    let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
     for (proto, secure) in [("http", false), ("https", true)] {
         let login = http
             .get(format!("{}/web/login/", app.address))
@@ -218,7 +269,11 @@ async fn session_cookies_are_http_only_same_site_and_secure_behind_tls() {
             .post(format!("{}/web/authentication/signin", app.address))
             .header("x-forwarded-proto", proto)
             .header("cookie", csrf_cookie.split(';').next().unwrap())
-            .form(&[("username", "alice"), ("password", "alice-password"), ("csrf_token", &token)])
+            .form(&[
+                ("username", "alice"),
+                ("password", "alice-password"),
+                ("csrf_token", &token),
+            ])
             .send()
             .await
             .unwrap();
@@ -234,8 +289,14 @@ async fn session_cookies_are_http_only_same_site_and_secure_behind_tls() {
             assert!(session.contains(attr), "{session}");
         }
         assert_eq!(session.contains("Secure"), secure, "{proto}: {session}");
-        let token = session["kubemeter_session=".len()..].split(';').next().unwrap();
-        assert!(token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()), "{session}");
+        let token = session["kubemeter_session=".len()..]
+            .split(';')
+            .next()
+            .unwrap();
+        assert!(
+            token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()),
+            "{session}"
+        );
     }
 }
 
@@ -252,7 +313,11 @@ async fn repeated_failures_are_slowed_then_refused_even_with_the_right_password(
             if i >= 5 {
                 // The policy: from the 5th failure on, 250 ms more per failure.
                 let at_least = std::time::Duration::from_millis(250 * (i - 4));
-                assert!(started.elapsed() >= at_least, "{label}: attempt {i} took {:?}", started.elapsed());
+                assert!(
+                    started.elapsed() >= at_least,
+                    "{label}: attempt {i} took {:?}",
+                    started.elapsed()
+                );
             }
         }
         let (status, page, _) = v.sign_in("alice", "alice-password").await;
@@ -266,7 +331,11 @@ async fn repeated_failures_are_slowed_then_refused_even_with_the_right_password(
 async fn with_influxdb_down_pages_say_so_and_sign_in_still_works() {
     let (_, db) = fresh_sql_databases().await.remove(0);
     add_user(&db, "alice", Role::Viewer, &[]).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = kubemeter::influx::InfluxConfig {
         url: format!("http://127.0.0.1:{port}").parse().unwrap(),
         database: "k8s".into(),
@@ -293,53 +362,127 @@ async fn stats_pages_show_the_usage_of_each_level_from_the_fixture() {
     // All namespaces, pod level: per minute 110+200+50+5 = 365, then 385, 405.
     let (status, page, _) = v.get(&format!("/web/stats/cpu/usage_rate?{RANGE}")).await;
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("<span class=\"big\">385 millicores</span> average · peak 405 millicores"), "{page}");
+    assert!(
+        page.contains("<span class=\"big\">385 millicores</span> average · peak 405 millicores"),
+        "{page}"
+    );
     assert!(page.contains("<svg class=\"chart\""));
     let namespaces = table(&page, "breakdown");
-    let summary: Vec<(&str, &str)> = namespaces.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+    let summary: Vec<(&str, &str)> = namespaces
+        .iter()
+        .map(|r| (r[0].as_str(), r[1].as_str()))
+        .collect();
     // default 110+200, 120+200, 130+200 → 320; cluster-3 50, 60, 70 → 60; kube-system 5.
-    assert_eq!(summary, [("default", "320 millicores"), ("cluster-3", "60 millicores"), ("kube-system", "5 millicores")]);
+    assert_eq!(
+        summary,
+        [
+            ("default", "320 millicores"),
+            ("cluster-3", "60 millicores"),
+            ("kube-system", "5 millicores")
+        ]
+    );
     let points = table(&page, "points");
-    assert_eq!(points.len(), 12, "4 pods × 3 samples, the poison samples outside");
+    assert_eq!(
+        points.len(),
+        12,
+        "4 pods × 3 samples, the poison samples outside"
+    );
     assert_eq!(points[0][1], "2017-12-01 00:02:00");
-    assert!(points.iter().all(|r| r[4].is_empty()), "pod rows have no container");
+    assert!(
+        points.iter().all(|r| r[4].is_empty()),
+        "pod rows have no container"
+    );
 
     // One namespace: its workloads, and only its points.
-    let (status, page, _) = v.get(&format!("/web/stats/cpu/usage_rate/default?{RANGE}")).await;
+    let (status, page, _) = v
+        .get(&format!("/web/stats/cpu/usage_rate/default?{RANGE}"))
+        .await;
     assert_eq!(status, 200);
-    assert!(page.contains("320 millicores</span> average · peak 330 millicores"), "{page}");
-    assert_eq!(table(&page, "breakdown")[0][..2], ["Deployment/web".to_string(), "320 millicores".into()]);
+    assert!(
+        page.contains("320 millicores</span> average · peak 330 millicores"),
+        "{page}"
+    );
+    assert_eq!(
+        table(&page, "breakdown")[0][..2],
+        ["Deployment/web".to_string(), "320 millicores".into()]
+    );
     let points = table(&page, "points");
     assert_eq!(points.len(), 6);
     assert!(points.iter().all(|r| r[3] == "default"));
 
     // Workload → pods; pod → containers.
-    let (_, page, _) = v.get(&format!("/web/stats/cpu/usage_rate/default?workload=Deployment/web&{RANGE}")).await;
-    let pods: Vec<(String, String)> = table(&page, "breakdown").into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
-    assert_eq!(pods, [("web-2".into(), "200 millicores".into()), ("web-1".into(), "120 millicores".into())]);
-    let (_, page, _) = v.get(&format!("/web/stats/cpu/usage_rate/default?workload=Deployment/web&pod=web-1&{RANGE}")).await;
-    let containers: Vec<(String, String)> = table(&page, "breakdown").into_iter().map(|r| (r[0].clone(), r[1].clone())).collect();
-    assert_eq!(containers, [("app".into(), "110 millicores".into()), ("sidecar".into(), "10 millicores".into())]);
+    let (_, page, _) = v
+        .get(&format!(
+            "/web/stats/cpu/usage_rate/default?workload=Deployment/web&{RANGE}"
+        ))
+        .await;
+    let pods: Vec<(String, String)> = table(&page, "breakdown")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    assert_eq!(
+        pods,
+        [
+            ("web-2".into(), "200 millicores".into()),
+            ("web-1".into(), "120 millicores".into())
+        ]
+    );
+    let (_, page, _) = v
+        .get(&format!(
+            "/web/stats/cpu/usage_rate/default?workload=Deployment/web&pod=web-1&{RANGE}"
+        ))
+        .await;
+    let containers: Vec<(String, String)> = table(&page, "breakdown")
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    assert_eq!(
+        containers,
+        [
+            ("app".into(), "110 millicores".into()),
+            ("sidecar".into(), "10 millicores".into())
+        ]
+    );
     let points = table(&page, "points");
     assert_eq!(points.len(), 6);
-    assert!(points.windows(2).all(|w| w[0][1] >= w[1][1]), "newest first: {points:?}");
-    let newest: Vec<(&str, &str)> = points[..2].iter().map(|r| (r[4].as_str(), r[6].as_str())).collect();
-    assert!(newest.contains(&("app", "120")) && newest.contains(&("sidecar", "10")), "{points:?}");
+    assert!(
+        points.windows(2).all(|w| w[0][1] >= w[1][1]),
+        "newest first: {points:?}"
+    );
+    let newest: Vec<(&str, &str)> = points[..2]
+        .iter()
+        .map(|r| (r[4].as_str(), r[6].as_str()))
+        .collect();
+    assert!(
+        newest.contains(&("app", "120")) && newest.contains(&("sidecar", "10")),
+        "{points:?}"
+    );
 
     // A container-only metric, by its seed URL: uptime in milliseconds, readable.
     let (status, page, _) = v.get(&format!("/web/stats/uptime/default?{RANGE}")).await;
     assert_eq!(status, 200);
     let points = table(&page, "points");
     assert_eq!(points.len(), 6);
-    assert!(points.iter().any(|r| r[6] == "121000" && r[7] == "2 min 1 s"), "{points:?}");
+    assert!(
+        points
+            .iter()
+            .any(|r| r[6] == "121000" && r[7] == "2 min 1 s"),
+        "{points:?}"
+    );
 
     // The index: averages of the three main metrics, and the top namespaces.
     let (status, page, _) = v.get(&format!("/web/stats/index?{RANGE}")).await;
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("<span class=\"big\">385 millicores</span> average"), "{page}");
+    assert!(
+        page.contains("<span class=\"big\">385 millicores</span> average"),
+        "{page}"
+    );
     let start = page.find("Namespaces using most").unwrap();
     let tops = &page[start..];
-    let (d, c) = (tops.find(">default<").unwrap(), tops.find(">cluster-3<").unwrap());
+    let (d, c) = (
+        tops.find(">default<").unwrap(),
+        tops.find(">cluster-3<").unwrap(),
+    );
     assert!(d < c, "the largest namespace first");
 }
 
@@ -356,13 +499,24 @@ async fn a_user_limited_to_a_namespace_sees_nothing_else_on_any_page() {
     let points = table(&page, "points");
     assert_eq!(points.len(), 3);
     assert!(points.iter().all(|r| r[3] == "cluster-3"), "{points:?}");
-    assert!(!page.contains("web-1") && !page.contains(">default<"), "{page}");
+    assert!(
+        !page.contains("web-1") && !page.contains(">default<"),
+        "{page}"
+    );
     assert!(page.contains("60 millicores</span> average"));
 
-    let (status, page, _) = v.get(&format!("/web/stats/cpu/usage_rate/default?{RANGE}")).await;
+    let (status, page, _) = v
+        .get(&format!("/web/stats/cpu/usage_rate/default?{RANGE}"))
+        .await;
     assert_eq!(status, 403);
-    assert!(page.contains("may not read namespace &#34;default&#34;") || page.contains("may not read namespace &quot;default&quot;"), "{page}");
-    let (status, _, _) = v.get(&format!("/web/stats/cpu/node_capacity?{RANGE}")).await;
+    assert!(
+        page.contains("may not read namespace &#34;default&#34;")
+            || page.contains("may not read namespace &quot;default&quot;"),
+        "{page}"
+    );
+    let (status, _, _) = v
+        .get(&format!("/web/stats/cpu/node_capacity?{RANGE}"))
+        .await;
     assert_eq!(status, 403);
 
     let (_, page, _) = v.get(&format!("/web/stats/index?{RANGE}")).await;
@@ -386,11 +540,27 @@ async fn machine_accounts_stay_in_the_api_and_bad_pages_say_what_is_wrong() {
     v.sign_in("alice", "alice-password").await;
     for (path, status, sentence) in [
         ("/web/stats/cpu/nothing", 404, "There is no metric"),
-        ("/web/stats/cpu/usage_rate/Not_A_Namespace", 400, "is not a namespace name"),
+        (
+            "/web/stats/cpu/usage_rate/Not_A_Namespace",
+            400,
+            "is not a namespace name",
+        ),
         ("/web/stats/cpu/usage_rate?range=2w", 400, "unknown range"),
-        ("/web/stats/cpu/usage_rate?from=yesterday&to=2017-12-02", 400, "is not a time"),
-        ("/web/stats/cpu/usage_rate?pod=web-1", 400, "choose a namespace first"),
-        ("/web/stats/cpu/node_capacity/default", 400, "is a node metric"),
+        (
+            "/web/stats/cpu/usage_rate?from=yesterday&to=2017-12-02",
+            400,
+            "is not a time",
+        ),
+        (
+            "/web/stats/cpu/usage_rate?pod=web-1",
+            400,
+            "choose a namespace first",
+        ),
+        (
+            "/web/stats/cpu/node_capacity/default",
+            400,
+            "is a node metric",
+        ),
     ] {
         let (got, page, _) = v.get(path).await;
         assert_eq!(got.as_u16(), status, "{path}: {page}");

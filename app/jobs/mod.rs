@@ -1,0 +1,6 @@
+//! Jobs that run to completion: the billing export and the hourly rollups.
+
+pub mod aggregates;
+pub mod export;
+pub mod progress;
+pub mod rollup;

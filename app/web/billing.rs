@@ -1,0 +1,266 @@
+//! `/web/billing`: the billing statement as a table and a chart, by any grouping, and
+//! `/web/billing.csv`: the same statement as the CSV download. Both parse the API's
+//! parameters ([`StatementParams`]) and ask the same engine, so the page, the download, the
+//! API and `kubemeter export` agree digit for digit.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
+
+use super::chart::Bar;
+use super::layout::{query_string, Layout};
+use super::{html, session, WebError};
+use crate::api::billing::{query_fields, statement_response, Format, StatementParams};
+use crate::billing::render::{table, Table};
+use crate::billing::Statement;
+use crate::metering::Quiet;
+use crate::startup::AppState;
+
+/// The layout's name for this page (not a metric).
+pub const BILLING: &str = "billing";
+const TOP: usize = 10;
+
+/// Columns shown on the page, with their headings; the CSV has them all. Idle capacity is
+/// only in statements by node.
+const SHOWN: [(&str, &str); 10] = [
+    ("cpu_billed_core_hours", "CPU (core-hours)"),
+    ("memory_billed_gib_hours", "Memory (GiB-hours)"),
+    ("gpu_hours", "GPU (hours)"),
+    ("network_in_gib", "Network in (GiB)"),
+    ("network_out_gib", "Network out (GiB)"),
+    (
+        "ephemeral_storage_billed_gib_hours",
+        "Ephemeral storage (GiB-hours)",
+    ),
+    ("cpu_idle_core_hours", "Idle CPU (core-hours)"),
+    ("memory_idle_gib_hours", "Idle memory (GiB-hours)"),
+    ("coverage", "Coverage"),
+    ("cost_total", "Cost"),
+];
+
+pub struct Form {
+    pub from: String,
+    pub to: String,
+    pub by: String,
+    pub mode: String,
+}
+
+#[derive(Template)]
+#[template(path = "billing.html")]
+struct BillingPage {
+    layout: Layout,
+    form: Form,
+    groupings: [&'static str; 4],
+    modes: [(&'static str, &'static str); 4],
+    summary: String,
+    csv_href: String,
+    headings: Vec<String>,
+    rows: Vec<Vec<String>>,
+    totals: Vec<String>,
+    key_columns: usize,
+    chart_title: String,
+    bars: Vec<Bar>,
+}
+
+fn params(req: &HttpRequest, format: Format) -> Result<StatementParams, WebError> {
+    let mut fields = query_fields(req.query_string())?;
+    fields.insert("format".into(), format.extension().into());
+    Ok(StatementParams::parse(&fields, Utc::now())?)
+}
+
+async fn statement(
+    req: &HttpRequest,
+    state: &AppState,
+    format: Format,
+) -> Result<(StatementParams, Statement, crate::auth::sessions::Session), WebError> {
+    let session = session::signed_in(req, state).await?;
+    let p = params(req, format)?;
+    let q = p.query(state.billing.modes, session.principal.scope.clone());
+    let st = state.metering.statement(&q, &Quiet).await?;
+    Ok((p, st, session))
+}
+
+pub async fn download_csv(
+    req: HttpRequest,
+    state: actix_web::web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let (p, st, _) = statement(&req, &state, Format::Csv).await?;
+    Ok(statement_response(&p, &st))
+}
+
+pub async fn show_billing(
+    req: HttpRequest,
+    state: actix_web::web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
+    let (p, st, session) = statement(&req, &state, Format::Json).await?;
+    let t = table(&st);
+    let raw = query_fields(req.query_string())?;
+    let page = page(
+        &p,
+        &st,
+        &t,
+        &raw,
+        Layout::new("Billing".into(), &session, Some(BILLING), None),
+    );
+    Ok(html(StatusCode::OK, page.render()?))
+}
+
+fn page(
+    p: &StatementParams,
+    st: &Statement,
+    t: &Table,
+    raw: &BTreeMap<String, String>,
+    layout: Layout,
+) -> BillingPage {
+    let keys = st.by.key_columns();
+    let split = st.rows.iter().any(|r| r.window != st.window);
+    // Rows split at price changes show their own period.
+    let mut cols: Vec<(usize, String)> = Vec::new();
+    if split {
+        cols.push((1, "From".into()));
+        cols.push((2, "To".into()));
+    }
+    cols.extend(keys.iter().enumerate().map(|(i, k)| (3 + i, heading(k))));
+    let key_columns = cols.len();
+    for (name, label) in SHOWN {
+        if name == "cost_total" && st.currency.is_none() {
+            continue;
+        }
+        if let Some(i) = t.column(name) {
+            let label = match (name, &st.currency) {
+                ("cost_total", Some(c)) => format!("{label} ({c})"),
+                _ => label.to_string(),
+            };
+            cols.push((i, label));
+        }
+    }
+    let pick = |line: &Vec<String>| cols.iter().map(|(i, _)| line[*i].clone()).collect();
+    let (body, total) = t.lines.split_at(t.lines.len().saturating_sub(1));
+    // The download names the page's window exactly, so it is the same statement even when
+    // the default window ("this month so far") has moved on by the time of the click.
+    let mut keep = vec![
+        ("from", bound(p.window.from)),
+        ("to", bound(p.window.to)),
+        ("by", st.by.name()),
+    ];
+    if let Some(m) = raw.get("mode").filter(|m| !m.trim().is_empty()) {
+        keep.push(("mode", m.clone()));
+    }
+    let (chart_title, bars) = chart_of(st, t);
+    BillingPage {
+        layout,
+        form: Form {
+            from: bound(p.window.from),
+            to: bound(p.window.to),
+            by: st.by.name(),
+            mode: raw.get("mode").cloned().unwrap_or_default(),
+        },
+        groupings: ["namespace", "workload", "pod", "node"],
+        modes: [
+            ("", "configured default"),
+            ("usage", "usage"),
+            ("request", "request"),
+            ("max", "max(request, usage)"),
+        ],
+        summary: summary(st, t),
+        csv_href: format!("/web/billing.csv{}", query_string(&keep)),
+        headings: cols.iter().map(|(_, h)| h.clone()).collect(),
+        rows: body.iter().map(pick).collect(),
+        totals: total.first().map(pick).unwrap_or_default(),
+        key_columns,
+        chart_title,
+        bars,
+    }
+}
+
+fn heading(key: &str) -> String {
+    let mut h = key.replace('_', " ");
+    if let Some(first) = h.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    h
+}
+
+/// `2026-10-01` for a midnight, the full RFC 3339 time otherwise: what the form sends back.
+fn bound(t: i64) -> String {
+    let t: DateTime<Utc> = DateTime::from_timestamp_nanos(t);
+    if t.num_seconds_from_midnight() == 0 && t.nanosecond() == 0 {
+        t.format("%Y-%m-%d").to_string()
+    } else {
+        t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    }
+}
+
+fn summary(st: &Statement, t: &Table) -> String {
+    let total = t.lines.last();
+    let cell = |name: &str| {
+        t.column(name)
+            .and_then(|i| total.map(|l| l[i].clone()))
+            .unwrap_or_default()
+    };
+    let modes = format!(
+        "CPU {}, memory {}, ephemeral storage {}",
+        st.modes.cpu.as_str(),
+        st.modes.memory.as_str(),
+        st.modes.ephemeral.as_str()
+    );
+    let cost = match &st.currency {
+        Some(c) => format!("; total cost {} {c}", cell("cost_total")),
+        None => "; no price book is configured (KUBEMETER_PRICES), so quantities only".into(),
+    };
+    format!(
+        "{} rows, billed as {modes}; the cluster was observed {} of the period{cost}.",
+        st.rows.len(),
+        percent(&cell("coverage")),
+    )
+}
+
+fn percent(fraction: &str) -> String {
+    fraction
+        .parse::<f64>()
+        .map(|f| format!("{:.1} %", f * 100.0))
+        .unwrap_or_default()
+}
+
+/// The largest rows by cost when priced, else by billed CPU; values as in the table.
+fn chart_of(st: &Statement, t: &Table) -> (String, Vec<Bar>) {
+    let (column, title) = if st.currency.is_some() {
+        ("cost_total", "Largest rows by cost")
+    } else {
+        (
+            "cpu_billed_core_hours",
+            "Largest rows by billed CPU (core-hours)",
+        )
+    };
+    let Some(i) = t.column(column) else {
+        return (title.into(), Vec::new());
+    };
+    let keys = st.by.key_columns().len();
+    let mut items: Vec<(String, String, f64)> = t.lines[..t.lines.len().saturating_sub(1)]
+        .iter()
+        .map(|l| {
+            (
+                l[3..3 + keys].join(" / "),
+                l[i].clone(),
+                l[i].parse().unwrap_or(0.0),
+            )
+        })
+        .filter(|(_, _, v)| *v > 0.0)
+        .collect();
+    items.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    items.truncate(TOP);
+    let max = items.first().map_or(0.0, |i| i.2);
+    let bars = items
+        .into_iter()
+        .map(|(label, value, v)| Bar {
+            label,
+            href: String::new(),
+            value,
+            percent: (v / max * 100.0).max(0.5),
+        })
+        .collect();
+    (title.into(), bars)
+}
