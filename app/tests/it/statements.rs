@@ -164,6 +164,26 @@ async fn the_api_the_dashboard_and_an_export_give_the_same_statement() {
     assert_eq!(file, api_csv);
     assert_eq!(run.sha256, export::sha256_hex(api_csv.as_bytes()));
     assert_eq!(run.rows, rows.len());
+
+    // The same export again: the same bytes, and a second record with the same digest.
+    let again = export::export(
+        &metering,
+        Modes::default(),
+        &db,
+        &p,
+        &destination,
+        Retry::default(),
+        &Quiet,
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), api_csv);
+    assert_eq!(again.sha256, run.sha256);
+    let recorded = export::recorded_runs(&db, 10).await.unwrap();
+    assert_eq!(recorded.len(), 2);
+    assert!(recorded.iter().all(|r| r.sha256 == run.sha256
+        && r.grouping == "namespace"
+        && r.rows == rows.len() as i64));
 }
 
 #[tokio::test]
