@@ -147,7 +147,8 @@ async fn write_days(influx: &InfluxClient, m: &Metering, hour: i64) -> usize {
             rollups::encode(&mut buf, Period::Day, &r).unwrap();
             written += 1;
         }
-        rollups::encode_marker(&mut buf, Period::Day, day, hour_usage.len(), &m.basis()).unwrap();
+        rollups::encode_marker(&mut buf, Period::Day, day, hour_usage.len(), &m.basis(), 0)
+            .unwrap();
         influx.write(buf).await.unwrap();
     }
     written

@@ -169,7 +169,14 @@ async fn rewrite(
         rollups::encode(&mut points, period, &r)?;
     }
     let mut marker = String::new();
-    rollups::encode_marker(&mut marker, period, start, usage.len(), &m.basis())?;
+    rollups::encode_marker(
+        &mut marker,
+        period,
+        start,
+        usage.len(),
+        &m.basis(),
+        now_ns(),
+    )?;
     m.influx
         .query_each_ns(&rollups::delete(period, start))
         .await?;

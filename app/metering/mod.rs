@@ -34,6 +34,10 @@ use self::rollups::Period;
 /// gap rule's 2.5 scrape intervals.
 pub const MIN_LOOKBACK_NS: i64 = NS_PER_HOUR;
 
+/// Reads of a statement from rollups before it is read from raw samples, when the rollup job
+/// keeps rewriting periods under it.
+const REREADS: usize = 2;
+
 /// Which memory gauge is billed (DESIGN §5: working set by default, `usage` configurable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MemorySource {
@@ -126,15 +130,43 @@ impl Metering {
         self.statement_with(q, progress, Source::Raw).await
     }
 
+    /// Reads `q` from `source`; when the rollup job rewrote one of the periods it read in the
+    /// meantime (its marker changed), reads it again, and after [`REREADS`] tries from raw
+    /// samples, so a statement never mixes a half-rewritten period in.
     async fn statement_with(
         &self,
         q: &StatementQuery,
         progress: &dyn Progress,
-        source: Source,
+        mut source: Source,
     ) -> Result<Statement, MeteringError> {
+        let mut rereads = 0;
+        loop {
+            let (st, seen) = self.read(q, progress, source).await?;
+            if source == Source::Raw || self.unchanged(&seen).await? {
+                return Ok(st);
+            }
+            rereads += 1;
+            tracing::info!(
+                rereads,
+                "billing rollups were rewritten while a statement read them; reading it again"
+            );
+            if rereads >= REREADS {
+                source = Source::Raw;
+            }
+        }
+    }
+
+    /// The statement for `q`, and the markers each price segment was planned with.
+    async fn read(
+        &self,
+        q: &StatementQuery,
+        progress: &dyn Progress,
+        source: Source,
+    ) -> Result<(Statement, Vec<(Window, Marked)>), MeteringError> {
         let prices = self.prices.as_deref();
         let segments = prices.map_or_else(|| vec![q.window], |b| b.segments(q.window));
         let mut by_segment: HashMap<Window, Vec<PodUsage>> = HashMap::new();
+        let mut seen = Vec::with_capacity(segments.len());
         // Node capacity is cluster-wide: only for callers who see every namespace.
         let with_capacity = q.by == GroupBy::Node && q.scope == Scope::All;
         let mut allocatable = BTreeMap::new();
@@ -142,7 +174,9 @@ impl Metering {
         if let Some(conds) = scope::conditions(&q.scope) {
             let mut plans = Vec::with_capacity(segments.len());
             for seg in &segments {
-                plans.push((*seg, self.plan(*seg, source).await?));
+                let marked = self.markers(*seg, source).await?;
+                plans.push((*seg, plan::pieces(*seg, &marked)));
+                seen.push((*seg, marked));
             }
             let mut total = plans.iter().map(|(_, p)| p.len() as u64).sum();
             if with_capacity {
@@ -164,18 +198,25 @@ impl Metering {
         if with_capacity {
             attach_capacity(&mut st, prices, &allocatable);
         }
-        Ok(st)
+        Ok((st, seen))
     }
 
-    /// The pieces `w` is read in. Which whole periods have complete rollups is asked of
-    /// InfluxDB (their markers) once per window.
-    async fn plan(&self, w: Window, source: Source) -> Result<Vec<Piece>, InfluxError> {
-        let whole = Window::new(hour_ceil(w.from), hour_floor(w.to));
-        let marked = match (source, whole) {
-            (Source::Rollups, Some(whole)) => self.marked(whole).await?,
-            _ => Marked::default(),
-        };
-        Ok(plan::pieces(w, &marked))
+    /// Whether every segment's markers are still the ones it was read with.
+    async fn unchanged(&self, seen: &[(Window, Marked)]) -> Result<bool, InfluxError> {
+        for (seg, marked) in seen {
+            if self.markers(*seg, Source::Rollups).await? != *marked {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The markers of the whole periods in `w` (none when reading raw samples only).
+    async fn markers(&self, w: Window, source: Source) -> Result<Marked, InfluxError> {
+        match (source, Window::new(hour_ceil(w.from), hour_floor(w.to))) {
+            (Source::Rollups, Some(whole)) => self.marked(whole).await,
+            _ => Ok(Marked::default()),
+        }
     }
 
     /// Starts of the hours, days and weeks in `w` whose rollups are complete.
@@ -188,8 +229,8 @@ impl Metering {
         let answers = self.influx.query_each_ns(&statements).await?;
         let mut marked = Marked::default();
         for (period, answer) in periods.iter().zip(&answers) {
-            for start in rollups::decode_markers(answer) {
-                marked.insert(*period, start);
+            for (start, written) in rollups::decode_markers(answer) {
+                marked.insert_written(*period, start, written);
             }
         }
         Ok(marked)

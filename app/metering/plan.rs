@@ -1,7 +1,7 @@
 //! How a window is cut into pieces that are read separately: rollups where a period is
 //! complete (marked), raw samples hour by hour everywhere else.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::billing::samples::{hour_floor, NS_PER_HOUR};
 use crate::billing::Window;
@@ -33,11 +33,15 @@ pub fn hours(w: Window) -> Vec<Window> {
 }
 
 /// Starts of the periods whose rollups are complete (their markers).
+/// Two reads of the markers are equal only if no period was rewritten in between (a rewrite
+/// gives its marker a new `written` time).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Marked {
     pub hours: BTreeSet<i64>,
     pub days: BTreeSet<i64>,
     pub weeks: BTreeSet<i64>,
+    /// When each marker was written, by period and start.
+    pub written: BTreeMap<(Period, i64), i64>,
 }
 
 impl Marked {
@@ -59,6 +63,12 @@ impl Marked {
 
     pub fn insert(&mut self, period: Period, start: i64) {
         self.of_mut(period).insert(start);
+    }
+
+    /// Marks a period, remembering when its marker was written.
+    pub fn insert_written(&mut self, period: Period, start: i64, written: i64) {
+        self.insert(period, start);
+        self.written.insert((period, start), written);
     }
 }
 
@@ -128,6 +138,7 @@ mod tests {
             hours: hours.iter().copied().collect(),
             days: days.iter().copied().collect(),
             weeks: weeks.iter().copied().collect(),
+            written: BTreeMap::new(),
         }
     }
 

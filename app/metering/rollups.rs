@@ -23,7 +23,7 @@
 //! pods=<n>i <start>` says the period's points are complete and how they were computed;
 //! readers use rollups only for periods marked on their own basis, raw samples for the rest.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,8 @@ const ROW: &str = "row";
 const PERIOD: &str = "period";
 const BASIS: &str = "basis";
 const PODS: &str = "pods";
+/// When a marker was written (ns): a rewrite gives a new one, so a reader can tell.
+const WRITTEN: &str = "written";
 
 /// The length of a rollup. Each is made exactly from the next shorter one: a day from its 24
 /// hours, a week (Monday to Monday, UTC) from its 7 days.
@@ -317,6 +319,7 @@ pub fn encode_marker(
     start: i64,
     pods: usize,
     basis: &str,
+    written: i64,
 ) -> Result<(), LineError> {
     let mut tags = String::new();
     push_tag(&mut tags, BASIS, basis);
@@ -326,7 +329,7 @@ pub fn encode_marker(
         buf,
         BILLING_ROLLED_UP,
         &tags,
-        &[(PODS, Field::Int(pods))],
+        &[(PODS, Field::Int(pods)), (WRITTEN, Field::Int(written))],
         start,
     )
 }
@@ -355,7 +358,7 @@ pub fn select(period: Period, w: Window, conds: &[Cond]) -> String {
 /// used (raw samples are).
 pub fn select_markers(period: Period, w: Window, basis: &str) -> String {
     let mut s = Select::new(
-        Projection::Fields(vec![PODS.into()]),
+        Projection::Fields(vec![PODS.into(), WRITTEN.into()]),
         Source::Measurement(BILLING_ROLLED_UP.into()),
     );
     s.conditions = vec![
@@ -383,12 +386,18 @@ pub fn delete(period: Period, start: i64) -> [String; 2] {
     [marker.to_influxql(), points.to_influxql()]
 }
 
-/// The starts of the marked periods in an answer to [`select_markers`].
-pub fn decode_markers(series: &[Series]) -> BTreeSet<i64> {
+/// The marked periods in an answer to [`select_markers`]: start → when the marker was
+/// written (0 for a marker without that field).
+pub fn decode_markers(series: &[Series]) -> BTreeMap<i64, i64> {
     series
         .iter()
-        .flat_map(|s| s.values.iter())
-        .filter_map(|row| row.first()?.as_i64())
+        .flat_map(|s| {
+            let written = s.columns.iter().position(|c| c == WRITTEN);
+            s.values.iter().filter_map(move |row| {
+                let at = written.and_then(|i| row.get(i)?.as_i64()).unwrap_or(0);
+                Some((row.first()?.as_i64()?, at))
+            })
+        })
         .collect()
 }
 
@@ -515,10 +524,10 @@ mod tests {
             ]
         );
         let mut buf = String::new();
-        encode_marker(&mut buf, Period::Day, 0, 12, "usage/60s").unwrap();
+        encode_marker(&mut buf, Period::Day, 0, 12, "usage/60s", 5).unwrap();
         assert_eq!(
             buf,
-            "billing/rolled_up,basis=usage/60s,period=day pods=12i 0\n"
+            "billing/rolled_up,basis=usage/60s,period=day pods=12i,written=5i 0\n"
         );
     }
 

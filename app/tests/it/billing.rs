@@ -6,6 +6,7 @@
 //! quantities below come from the counters and gauges we chose, not from the code under test.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
 use kubemeter::billing::quantities::{BYTE_NS_PER_GIB_HOUR, MCORE_NS_PER_CORE_HOUR};
@@ -19,7 +20,7 @@ use kubemeter::collector::summary::Summary;
 use kubemeter::influx::InfluxClient;
 use kubemeter::jobs::rollup;
 use kubemeter::metering::rollups::{self, Period};
-use kubemeter::metering::{MemorySource, Metering, Quiet, StatementQuery};
+use kubemeter::metering::{MemorySource, Metering, Progress, Quiet, StatementQuery};
 use kubemeter::simulator::model::{Model, SimConfig, SimPod, SlotKind};
 use kubemeter::users::Scope;
 use serde_json::{json, Value};
@@ -755,7 +756,7 @@ async fn three_simulated_hours_bill_exactly_what_the_simulator_burned() {
     assert_eq!(sum(&all), by_ns.totals.quantities);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollups_and_raw_edges_give_the_statement_raw_samples_give() {
     let influx = fresh_influx().await;
     let model = sim_model(2, 10);
@@ -838,6 +839,38 @@ async fn rollups_and_raw_edges_give_the_statement_raw_samples_give() {
     rollup::roll_up(&m, hours, &Quiet).await.unwrap();
     rollup::roll_up(&m, hours, &Quiet).await.unwrap();
     assert_eq!(m.statement(&q(GroupBy::Pod), &Quiet).await.unwrap(), raw);
+
+    // The job starts rewriting 01:00 just after a statement planned to read its rollups: the
+    // statement notices the marker change and reads again, rather than missing the hour.
+    let rewrite = RewriteUnderReader {
+        influx: influx.clone(),
+        hour: ns(3_600),
+        done: AtomicBool::new(false),
+    };
+    assert_eq!(m.statement(&q(GroupBy::Pod), &rewrite).await.unwrap(), raw);
+    assert!(rewrite.done.load(Ordering::SeqCst));
+}
+
+/// Deletes an hour's marker and rollups (the first half of the job's rewrite) when a
+/// statement starts reading, once.
+struct RewriteUnderReader {
+    influx: InfluxClient,
+    hour: i64,
+    done: AtomicBool,
+}
+
+impl Progress for RewriteUnderReader {
+    fn step(&self, done: u64, _total: u64) {
+        if done == 0 && !self.done.swap(true, Ordering::SeqCst) {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    for q in rollups::delete(Period::Hour, self.hour) {
+                        self.influx.query(&q).await.unwrap();
+                    }
+                })
+            });
+        }
+    }
 }
 
 #[tokio::test]
@@ -911,7 +944,7 @@ async fn a_week_rolled_up_from_its_days_reads_the_same_as_its_days() {
             };
             rollups::encode(&mut buf, Period::Day, &r).unwrap();
         }
-        rollups::encode_marker(&mut buf, Period::Day, day, hour.len(), &m.basis()).unwrap();
+        rollups::encode_marker(&mut buf, Period::Day, day, hour.len(), &m.basis(), 0).unwrap();
         buf
     };
     for d in 0..6 {
