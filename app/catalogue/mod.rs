@@ -523,6 +523,11 @@ pub const ROLLED_UP_HOURS: &str = "rollup/hours";
 pub const BILLING_POD_HOUR: &str = "billing/pod_hour";
 pub const BILLING_POD_DAY: &str = "billing/pod_day";
 pub const BILLING_POD_WEEK: &str = "billing/pod_week";
+/// Node allocatable integrated over each hour / day / week (tag `nodename`), for capacity and
+/// idle in statements by node.
+pub const BILLING_NODE_HOUR: &str = "billing/node_hour";
+pub const BILLING_NODE_DAY: &str = "billing/node_day";
+pub const BILLING_NODE_WEEK: &str = "billing/node_week";
 /// One point per hour / day / week whose billing rollups are complete (tag `period`, field `pods`).
 pub const BILLING_ROLLED_UP: &str = "billing/rolled_up";
 

@@ -7,6 +7,8 @@
 //! raw samples). Late data is taken in by recomputing the last [`RECOMPUTE_HOURS`] hours on
 //! every run; older hours are recomputed with `kubemeter rollup --backfill`.
 //!
+//! Nodes' allocatable is rolled up beside the pods, for capacity in statements by node.
+//!
 //! Each hour also gets the per-metric rollups of [`crate::jobs::aggregates`] (sums, counts,
 //! minima and maxima that the seed's aggregations read).
 //!
@@ -18,9 +20,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::billing::samples::{hour_ceil, hour_floor, NS_PER_HOUR};
-use crate::billing::{PodUsage, Window};
+use crate::billing::{Allocatable, PodUsage, Window};
 use crate::influx::line::LineError;
 use crate::influx::InfluxError;
+use crate::metering::capacity;
+use crate::metering::plan::Piece;
 use crate::metering::rollups::{self, EncodeError, Period, Rollup};
 use crate::metering::{Metering, Progress, UsageByPod};
 use crate::telemetry::error_chain;
@@ -127,8 +131,10 @@ pub async fn roll_up_recent(
 /// Rewrites the rollups of the hour starting at `hour` from raw samples; returns how many
 /// pods it holds.
 pub async fn roll_up_hour(m: &Metering, hour: i64) -> Result<usize, RollupError> {
-    let usage = m.raw_chunk(Period::Hour.window(hour), &[]).await?;
-    rewrite(m, Period::Hour, hour, &usage).await?;
+    let w = Period::Hour.window(hour);
+    let usage = m.raw_chunk(w, &[]).await?;
+    let nodes = capacity::node_allocatable(m, w).await?;
+    rewrite(m, Period::Hour, hour, &usage, &nodes).await?;
     Ok(usage.len())
 }
 
@@ -148,7 +154,8 @@ pub async fn roll_up_from_parts(
     }
     let mut acc = UsageByPod::default();
     acc.add(m.rollups(part, w, &[]).await?);
-    rewrite(m, period, start, &acc.finish()).await?;
+    let nodes = capacity::allocatable_of(m, &[Piece::Rollups(part, w)]).await?;
+    rewrite(m, period, start, &acc.finish(), &nodes).await?;
     Ok(true)
 }
 
@@ -158,8 +165,10 @@ async fn rewrite(
     period: Period,
     start: i64,
     usage: &[PodUsage],
+    nodes: &Allocatable,
 ) -> Result<(), RollupError> {
     let mut points = String::new();
+    capacity::encode(&mut points, period, start, nodes)?;
     for p in usage {
         let r = Rollup {
             identity: p.identity.clone(),

@@ -1,9 +1,14 @@
 //! Node allocatable read from InfluxDB for statements by node ([`crate::billing::capacity`]).
 //!
-//! Read from raw samples an hour at a time, like pods' raw pieces: per hour the node series
-//! (`type=node`) of `cpu/node_allocatable` and `memory/node_allocatable`, plus each one's last
-//! sample in the look-back, integrated with the gauge rule. A node's samples are few (one per
-//! scrape), so an hour of a 50-node cluster is a few thousand points.
+//! A statement reads it piece by piece, like pods' usage: whole periods from the node rollups
+//! the rollup job writes beside the pod rollups, everything else from raw samples an hour at a
+//! time — per hour the node series (`type=node`) of `cpu/node_allocatable` and
+//! `memory/node_allocatable`, plus each one's last sample in the look-back, integrated with the
+//! gauge rule.
+//!
+//! A node rollup is `billing/node_hour|day|week,nodename=<node> cpu="<millicore-ns>",
+//! memory="<byte-ns>" <start>`: exact integers as decimal strings (a node's memory over a
+//! week is past i64).
 
 use std::collections::BTreeMap;
 
@@ -12,10 +17,12 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::billing::{allocatable, Allocatable, GaugeSample, NodeSamples, Window};
 use crate::catalogue::name as m;
+use crate::influx::line::{push_tag, write_fields, Field, LineError};
 use crate::influx::ql::{Cond, GroupBy, Projection, Select, Source};
 use crate::influx::{InfluxError, Series};
 
-use super::plan::hours;
+use super::plan::{hours, Piece};
+use super::rollups::{time_conds, Period};
 use super::series::{points, NODE};
 use super::Metering;
 
@@ -107,6 +114,84 @@ pub async fn node_allocatable(m: &Metering, w: Window) -> Result<Allocatable, In
     Ok(total)
 }
 
+/// Allocatable per node over the pieces of a window: rollups where the pieces are whole
+/// periods, raw samples elsewhere.
+pub async fn allocatable_of(m: &Metering, pieces: &[Piece]) -> Result<Allocatable, InfluxError> {
+    let mut total = Allocatable::new();
+    for piece in pieces {
+        let part = match *piece {
+            Piece::Raw(w) => node_allocatable(m, w).await?,
+            Piece::Rollups(period, w) => {
+                let answers = m.influx.query_each_ns(&[select(period, w)]).await?;
+                decode(answers.iter().flatten())
+            }
+        };
+        add(&mut total, part);
+    }
+    Ok(total)
+}
+
+fn add(total: &mut Allocatable, part: Allocatable) {
+    for (node, (cpu, memory)) in part {
+        let e = total.entry(node).or_default();
+        e.0 += cpu;
+        e.1 += memory;
+    }
+}
+
+/// Appends one node rollup point per node.
+pub fn encode(
+    buf: &mut String,
+    period: Period,
+    start: i64,
+    nodes: &Allocatable,
+) -> Result<(), LineError> {
+    for (node, (cpu, memory)) in nodes {
+        let mut tags = String::new();
+        push_tag(&mut tags, NODE, node);
+        let (cpu, memory) = (cpu.to_string(), memory.to_string());
+        write_fields(
+            buf,
+            period.node_measurement(),
+            &tags,
+            &[("cpu", Field::Str(&cpu)), ("memory", Field::Str(&memory))],
+            start,
+        )?;
+    }
+    Ok(())
+}
+
+/// Reads the node rollups of `period` starting in `w`.
+pub fn select(period: Period, w: Window) -> String {
+    let mut s = Select::new(
+        Projection::Fields(vec!["cpu".into(), "memory".into()]),
+        Source::Measurement(period.node_measurement().into()),
+    );
+    s.conditions = time_conds(w).to_vec();
+    s.group_by = GroupBy::Tags(vec![NODE.into()]);
+    s.to_influxql()
+}
+
+/// Node rollups (answers to [`select`]) summed per node; rows this code did not write are
+/// skipped.
+pub fn decode<'a>(series: impl Iterator<Item = &'a Series>) -> Allocatable {
+    let mut total = Allocatable::new();
+    for s in series {
+        let node = s.tags.get(NODE).cloned().unwrap_or_default();
+        let field = |name: &str| s.columns.iter().position(|c| c == name);
+        let (Some(cpu), Some(memory)) = (field("cpu"), field("memory")) else {
+            continue;
+        };
+        let int = |row: &[serde_json::Value], i: usize| row.get(i)?.as_str()?.parse::<u128>().ok();
+        for row in &s.values {
+            if let (Some(c), Some(mem)) = (int(row, cpu), int(row, memory)) {
+                add(&mut total, Allocatable::from([(node.clone(), (c, mem))]));
+            }
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +208,32 @@ mod tests {
              AND time < '1970-01-01T01:00:00Z' GROUP BY \"nodename\""
         );
         assert!(s[2].contains("FROM \"memory/node_allocatable\""));
+    }
+
+    #[test]
+    fn a_node_rollup_keeps_integers_past_i64_and_reads_back_summed() {
+        // 1 TiB for a week in byte-ns: 6.6 × 10²⁶, far past i64.
+        let week = (1u128 << 40) * 7 * 86_400 * 1_000_000_000;
+        let nodes = Allocatable::from([("n1".to_string(), (4_000 * 3_600, week))]);
+        let mut buf = String::new();
+        encode(&mut buf, Period::Week, 0, &nodes).unwrap();
+        assert_eq!(
+            buf,
+            format!("billing/node_week,nodename=n1 cpu=\"14400000\",memory=\"{week}\" 0\n")
+        );
+        let series = Series {
+            name: "billing/node_week".into(),
+            tags: [("nodename".to_string(), "n1".to_string())].into(),
+            columns: vec!["time".into(), "cpu".into(), "memory".into()],
+            values: vec![
+                vec![0.into(), "14400000".into(), week.to_string().into()],
+                vec![1.into(), "1".into(), "2".into()],
+                vec![2.into(), serde_json::Value::Null, "2".into()],
+            ],
+        };
+        assert_eq!(
+            decode([series].iter()),
+            Allocatable::from([("n1".to_string(), (14_400_001, week + 2))])
+        );
     }
 }

@@ -187,7 +187,7 @@ impl Metering {
                 let usage = self.usage(&pieces, &conds, &mut steps).await?;
                 by_segment.insert(seg, visible(usage, &q.scope));
                 if with_capacity {
-                    allocatable.insert(seg, capacity::node_allocatable(self, seg).await?);
+                    allocatable.insert(seg, capacity::allocatable_of(self, &pieces).await?);
                     steps.tick();
                 }
             }

@@ -19,8 +19,11 @@
 //!   well under 200 ms. The integer fields are for InfluxQL users (`sum()` over them is
 //!   exact); both are written together from the same integers.
 //!
+//! Nodes' allocatable over each period is kept beside them (`billing/node_*`, see
+//! [`super::capacity`]) and rewritten with them.
+//!
 //! A marker `billing/rolled_up,basis=<memory gauge>/<scrape interval>,period=hour|day|week
-//! pods=<n>i <start>` says the period's points are complete and how they were computed;
+//! pods=<n>i,written=<ns>i <start>` says the period's points are complete and how they were computed;
 //! readers use rollups only for periods marked on their own basis, raw samples for the rest.
 
 use std::collections::BTreeMap;
@@ -29,7 +32,10 @@ use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::billing::{IntervalSet, PodIdentity, Quantities, Triple, Usage, Window};
-use crate::catalogue::{BILLING_POD_DAY, BILLING_POD_HOUR, BILLING_POD_WEEK, BILLING_ROLLED_UP};
+use crate::catalogue::{
+    BILLING_NODE_DAY, BILLING_NODE_HOUR, BILLING_NODE_WEEK, BILLING_POD_DAY, BILLING_POD_HOUR,
+    BILLING_POD_WEEK, BILLING_ROLLED_UP,
+};
 use crate::influx::line::{push_tag, write_fields, Field, LineError};
 use crate::influx::ql::{Cond, Delete, Projection, Select, Source};
 use crate::influx::Series;
@@ -66,6 +72,15 @@ impl Period {
             Period::Hour => BILLING_POD_HOUR,
             Period::Day => BILLING_POD_DAY,
             Period::Week => BILLING_POD_WEEK,
+        }
+    }
+
+    /// Where nodes' allocatable over the period is kept ([`super::capacity`]).
+    pub fn node_measurement(self) -> &'static str {
+        match self {
+            Period::Hour => BILLING_NODE_HOUR,
+            Period::Day => BILLING_NODE_DAY,
+            Period::Week => BILLING_NODE_WEEK,
         }
     }
 
@@ -338,7 +353,7 @@ fn at(ns: i64) -> chrono::DateTime<chrono::Utc> {
     DateTime::from_timestamp_nanos(ns)
 }
 
-fn time_conds(w: Window) -> [Cond; 2] {
+pub(crate) fn time_conds(w: Window) -> [Cond; 2] {
     [Cond::TimeGe(at(w.from)), Cond::TimeLt(at(w.to))]
 }
 
@@ -371,7 +386,7 @@ pub fn select_markers(period: Period, w: Window, basis: &str) -> String {
 
 /// Removes the rollups and the marker of the period starting at `start`, before rewriting it
 /// (a pod whose identity changed must not keep its old point).
-pub fn delete(period: Period, start: i64) -> [String; 2] {
+pub fn delete(period: Period, start: i64) -> [String; 3] {
     let w = period.window(start);
     let points = Delete {
         from: period.measurement().into(),
@@ -383,7 +398,15 @@ pub fn delete(period: Period, start: i64) -> [String; 2] {
         from: BILLING_ROLLED_UP.into(),
         conditions: marker_conds,
     };
-    [marker.to_influxql(), points.to_influxql()]
+    let nodes = Delete {
+        from: period.node_measurement().into(),
+        conditions: time_conds(w).to_vec(),
+    };
+    [
+        marker.to_influxql(),
+        points.to_influxql(),
+        nodes.to_influxql(),
+    ]
 }
 
 /// The marked periods in an answer to [`select_markers`]: start → when the marker was
@@ -508,7 +531,7 @@ mod tests {
         );
         assert_eq!(
             select_markers(Period::Hour, w, "working_set/15s"),
-            "SELECT \"pods\" FROM \"billing/rolled_up\" WHERE \"basis\" = 'working_set/15s' \
+            "SELECT \"pods\", \"written\" FROM \"billing/rolled_up\" WHERE \"basis\" = 'working_set/15s' \
              AND \"period\" = 'hour' AND time >= '1970-01-01T10:00:00Z' \
              AND time < '1970-01-01T11:00:00Z'"
         );
@@ -519,6 +542,9 @@ mod tests {
                  time >= '1970-01-01T10:00:00Z' AND time < '1970-01-01T11:00:00Z'"
                     .to_string(),
                 "DELETE FROM \"billing/pod_hour\" WHERE time >= '1970-01-01T10:00:00Z' \
+                 AND time < '1970-01-01T11:00:00Z'"
+                    .to_string(),
+                "DELETE FROM \"billing/node_hour\" WHERE time >= '1970-01-01T10:00:00Z' \
                  AND time < '1970-01-01T11:00:00Z'"
                     .to_string()
             ]

@@ -638,6 +638,25 @@ fn sim_info(p: &SimPod) -> PodInfo {
 
 /// Every node's summary every `step_s` seconds in `[from, to]`, through the collector's
 /// encoder, into `influx` (back-dated: the model is a pure function of time).
+/// Allocatable of every simulated node (the simulator's API server says 3 800 m and 14 GiB).
+const SIM_NODE_MILLICORES: u64 = 3_800;
+const SIM_NODE_BYTES: u64 = 14 * GIB;
+
+fn sim_nodes(model: &Model) -> HashMap<String, NodeInfo> {
+    model
+        .node_names()
+        .into_iter()
+        .map(|n| {
+            let info = NodeInfo {
+                cpu_allocatable_millicores: Some(SIM_NODE_MILLICORES as f64),
+                memory_allocatable_bytes: Some(SIM_NODE_BYTES as f64),
+                ..Default::default()
+            };
+            (n, info)
+        })
+        .collect()
+}
+
 async fn load_simulated(
     influx: &InfluxClient,
     model: &Model,
@@ -656,7 +675,7 @@ async fn load_simulated(
                 .iter()
                 .map(|p| ((p.namespace.clone(), p.name.clone()), sim_info(p)))
                 .collect(),
-            nodes: HashMap::new(),
+            nodes: sim_nodes(model),
         };
         for n in 0..model.config.nodes {
             let summary = model.summary(n, t);
@@ -747,6 +766,20 @@ async fn three_simulated_hours_bill_exactly_what_the_simulator_burned() {
         };
         assert_eq!(q.net_rx, rx, "{} network", p.name);
         assert_eq!(line.coverage().0, line.coverage().1, "{} coverage", p.name);
+    }
+
+    // Every node's allocatable for the 3 hours; allocated is its pods' requests; the rest idle.
+    let by_node = statement(&m, from, to, GroupBy::Node, Scope::All).await;
+    assert_eq!(by_node.rows.len(), model.config.nodes);
+    for line in &by_node.rows {
+        let c = line.capacity.expect("capacity by node");
+        assert_eq!(c.cpu.capacity, byte_ns(SIM_NODE_MILLICORES as u128 * secs));
+        assert_eq!(c.memory.capacity, byte_ns(SIM_NODE_BYTES as u128 * secs));
+        assert_eq!(c.cpu.allocated, line.quantities.cpu.request);
+        assert_eq!(
+            c.cpu.idle + c.cpu.allocated - c.cpu.overcommit,
+            c.cpu.capacity
+        );
     }
 
     // CronJob pods run 3 minutes in 5 and restarting pods restart every 4: they still add up
@@ -909,6 +942,15 @@ async fn a_day_rolled_up_from_its_hours_gives_the_statement_raw_samples_give() {
     };
     let raw = m.statement_from_raw(&q, &Quiet).await.unwrap();
     assert!(!raw.rows.is_empty());
+    assert_eq!(m.statement(&q, &Quiet).await.unwrap(), raw);
+    // By node, capacity too comes from the day's node rollup: the same integers.
+    let q = StatementQuery {
+        by: GroupBy::Node,
+        scope: Scope::All,
+        ..q
+    };
+    let raw = m.statement_from_raw(&q, &Quiet).await.unwrap();
+    assert!(raw.totals.capacity.unwrap().cpu.capacity > 0);
     assert_eq!(m.statement(&q, &Quiet).await.unwrap(), raw);
 }
 
