@@ -612,6 +612,17 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         "  curl -X POST http://127.0.0.1:{port}/api/cpu/usage_rate -H 'x-username: {user}' \
          -H 'x-password: {password}' -d '{{\"agg\":\"pod-by-namespace\",\"timeBeginInterval\":\"2017-12-01\",\"timeEndInterval\":\"2017-12-31\"}}'"
     );
+    // Today's statement: the live cluster's data starts now, and the default window (this
+    // month up to the start of this hour) would still be empty.
+    let today = Utc::now().date_naive();
+    let tomorrow = today + chrono::Duration::days(1);
+    println!(
+        "  curl 'http://127.0.0.1:{port}/api/billing?from={today}&to={tomorrow}&by=node&format=csv' \
+         -H 'x-username: {user}' -H 'x-password: {password}'"
+    );
+    println!(
+        "Billing page (today): http://127.0.0.1:{port}/web/billing?from={today}&to={tomorrow}"
+    );
     println!("Collector metrics: http://{}/metrics", args.metrics_listen);
     println!("Press Ctrl-C to stop.");
     Ok(app.run_until_stopped().await?)
