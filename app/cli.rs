@@ -436,14 +436,12 @@ fn rollup_task(
     if settings.once || settings.shard.is_some_and(|s| s.index != 0) {
         return Ok(None);
     }
-    let billing = crate::config::BillingArgs {
+    let metering = crate::config::BillingSettings {
         scrape_interval: settings.interval,
-        prices: None,
-        billing_mode: "max".into(),
-        billing_memory: billing_memory.to_string(),
+        memory: crate::config::memory_source(billing_memory)?,
+        ..Default::default()
     }
-    .settings()?;
-    let metering = billing.metering(influx.clone());
+    .metering(influx.clone());
     Ok(Some(tokio::spawn(crate::jobs::rollup::run_every_hour(
         metering,
     ))))

@@ -437,7 +437,6 @@ pub struct BillingSettings {
 
 impl BillingArgs {
     pub fn settings(&self) -> anyhow::Result<BillingSettings> {
-        use crate::metering::MemorySource;
         let modes = crate::billing::Modes::parse(&self.billing_mode).ok_or_else(|| {
             anyhow::anyhow!(
                 "KUBEMETER_BILLING_MODE {:?} is not a billing mode; use usage, request or max, \
@@ -445,13 +444,7 @@ impl BillingArgs {
                 self.billing_mode
             )
         })?;
-        let memory = match self.billing_memory.as_str() {
-            "working_set" => MemorySource::WorkingSet,
-            "usage" => MemorySource::Usage,
-            other => anyhow::bail!(
-                "KUBEMETER_BILLING_MEMORY {other:?} is not a memory gauge; use working_set or usage"
-            ),
-        };
+        let memory = memory_source(&self.billing_memory)?;
         let prices = match &self.prices {
             None => None,
             Some(path) => Some(std::sync::Arc::new(read_price_book(path)?)),
@@ -462,6 +455,18 @@ impl BillingArgs {
             modes,
             memory,
         })
+    }
+}
+
+/// `KUBEMETER_BILLING_MEMORY`: the memory gauge billed (and rolled up).
+pub fn memory_source(name: &str) -> anyhow::Result<crate::metering::MemorySource> {
+    use crate::metering::MemorySource;
+    match name {
+        "working_set" => Ok(MemorySource::WorkingSet),
+        "usage" => Ok(MemorySource::Usage),
+        other => anyhow::bail!(
+            "KUBEMETER_BILLING_MEMORY {other:?} is not a memory gauge; use working_set or usage"
+        ),
     }
 }
 

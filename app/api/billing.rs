@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Datelike, Duration, DurationRound, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, DurationRound, Months, NaiveTime, Utc};
 use serde_json::Value;
 
 use super::request::{field_error, parse_instant, LabelKey, RequestError};
@@ -183,21 +183,14 @@ pub fn window(from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Window, RequestE
 /// The current month up to the start of this hour; in a month's first hour, the last month.
 fn month_to_date(now: DateTime<Utc>) -> Window {
     let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
-    let first = |y, m| Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single();
-    let start = first(hour.year(), hour.month()).unwrap_or(hour);
-    let (from, to) = if start < hour {
-        (start, hour)
-    } else {
-        let (y, m) = if hour.month() == 1 {
-            (hour.year() - 1, 12)
-        } else {
-            (hour.year(), hour.month() - 1)
-        };
-        (first(y, m).unwrap_or(hour - Duration::days(31)), hour)
-    };
+    let mut first = hour.date_naive().with_day(1).unwrap_or(hour.date_naive());
+    if first.and_time(NaiveTime::MIN).and_utc() == hour {
+        first = first.checked_sub_months(Months::new(1)).unwrap_or(first);
+    }
+    let ns = |t: DateTime<Utc>| t.timestamp_nanos_opt().unwrap_or_default();
     Window {
-        from: from.timestamp_nanos_opt().unwrap_or_default(),
-        to: to.timestamp_nanos_opt().unwrap_or_default(),
+        from: ns(first.and_time(NaiveTime::MIN).and_utc()),
+        to: ns(hour),
     }
 }
 
@@ -292,6 +285,7 @@ pub fn statement_response(params: &StatementParams, st: &Statement) -> HttpRespo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 22, 12, 34, 56).unwrap()

@@ -117,12 +117,13 @@ pub async fn export(
     let query = params.query(default_modes, Scope::All);
     let statement = metering.statement(&query, progress).await?;
     let body = params.format.render(&statement);
-    deliver(destination, params, &body, retry).await?;
+    let sha256 = sha256_hex(body.as_bytes());
+    deliver(destination, params, &body, &sha256, retry).await?;
     let run = ExportRun {
         id: crate::auth::sessions::random_token()[..32].to_string(),
         rows: statement.rows.len(),
         bytes: body.len(),
-        sha256: sha256_hex(body.as_bytes()),
+        sha256,
         destination: destination.describe(),
     };
     record(db, &run, params, &statement)
@@ -132,16 +133,14 @@ pub async fn export(
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::auth::sessions::hex(&Sha256::digest(bytes))
 }
 
 async fn deliver(
     destination: &Destination,
     params: &StatementParams,
     body: &str,
+    sha256: &str,
     retry: Retry,
 ) -> Result<(), ExportError> {
     match destination {
@@ -157,7 +156,7 @@ async fn deliver(
         }
         Destination::File(path) => write_atomically(path, body.as_bytes()),
         Destination::Post { url, token } => {
-            post_with_retries(url, token.as_ref(), params, body, retry).await
+            post_with_retries(url, token.as_ref(), params, body, sha256, retry).await
         }
     }
 }
@@ -185,13 +184,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
 
 /// POSTs the statement; retries connection failures, timeouts, 5xx, 408 and 429 (honouring a
 /// `Retry-After` in seconds, up to a minute), and stops at once on any other 4xx, which no
-/// retry would fix. The `Idempotency-Key` is the statement's SHA-256, so a billing system can
+/// retry would fix. The `Idempotency-Key` (`key`) is the statement's SHA-256, so a billing system can
 /// drop a copy it already took when an answer was lost.
 async fn post_with_retries(
     url: &Url,
     token: Option<&SecretString>,
     params: &StatementParams,
     body: &str,
+    key: &str,
     retry: Retry,
 ) -> Result<(), ExportError> {
     let http = reqwest::Client::builder()
@@ -199,7 +199,6 @@ async fn post_with_retries(
         .timeout(Duration::from_secs(120))
         .build()
         .map_err(|e| unreachable_err(url, 0, &e.to_string()))?;
-    let key = sha256_hex(body.as_bytes());
     let shown = shown_url(url);
     let mut wait = retry.first_wait;
     let mut last = String::new();
@@ -207,7 +206,7 @@ async fn post_with_retries(
         let mut req = http
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, params.format.content_type())
-            .header("Idempotency-Key", &key)
+            .header("Idempotency-Key", key)
             .body(body.to_string());
         if let Some(t) = token {
             req = req.bearer_auth(t.expose_secret());

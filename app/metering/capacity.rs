@@ -95,23 +95,17 @@ fn assemble(answers: &[Vec<Series>]) -> Vec<NodeSamples> {
 /// Allocatable per node integrated over `w`: the sum of its hours'.
 pub async fn node_allocatable(m: &Metering, w: Window) -> Result<Allocatable, InfluxError> {
     let lookback = m.lookback_ns();
-    let per_hour: Vec<Allocatable> = futures::stream::iter(hours(w))
+    futures::stream::iter(hours(w))
         .map(|h| async move {
             let answers = m.influx.query_each_ns(&statements(h, lookback)).await?;
             Ok::<_, InfluxError>(allocatable(&assemble(&answers), h, m.scrape))
         })
         .buffered(PARALLEL)
-        .try_collect()
-        .await?;
-    let mut total = Allocatable::new();
-    for hour in per_hour {
-        for (node, (cpu, memory)) in hour {
-            let e = total.entry(node).or_default();
-            e.0 += cpu;
-            e.1 += memory;
-        }
-    }
-    Ok(total)
+        .try_fold(Allocatable::new(), |mut total, hour| async move {
+            add(&mut total, hour);
+            Ok(total)
+        })
+        .await
 }
 
 /// Allocatable per node over the pieces of a window: rollups where the pieces are whole
@@ -132,11 +126,15 @@ pub async fn allocatable_of(m: &Metering, pieces: &[Piece]) -> Result<Allocatabl
 }
 
 fn add(total: &mut Allocatable, part: Allocatable) {
-    for (node, (cpu, memory)) in part {
-        let e = total.entry(node).or_default();
-        e.0 += cpu;
-        e.1 += memory;
+    for (node, amounts) in part {
+        add_one(total, node, amounts);
     }
+}
+
+fn add_one(total: &mut Allocatable, node: String, (cpu, memory): (u128, u128)) {
+    let e = total.entry(node).or_default();
+    e.0 += cpu;
+    e.1 += memory;
 }
 
 /// Appends one node rollup point per node.
@@ -185,7 +183,7 @@ pub fn decode<'a>(series: impl Iterator<Item = &'a Series>) -> Allocatable {
         let int = |row: &[serde_json::Value], i: usize| row.get(i)?.as_str()?.parse::<u128>().ok();
         for row in &s.values {
             if let (Some(c), Some(mem)) = (int(row, cpu), int(row, memory)) {
-                add(&mut total, Allocatable::from([(node.clone(), (c, mem))]));
+                add_one(&mut total, node.clone(), (c, mem));
             }
         }
     }

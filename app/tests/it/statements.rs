@@ -21,7 +21,7 @@ use kubemeter::billing::Modes;
 use kubemeter::config::BillingSettings;
 use kubemeter::influx::InfluxClient;
 use kubemeter::jobs::export::{self, Destination, ExportError, Retry};
-use kubemeter::metering::Quiet;
+use kubemeter::metering::{Metering, Quiet};
 use kubemeter::users::{Db, Role};
 
 /// A simulated cluster (2 nodes × 4 pod slots) scraped three times, a second apart, and the
@@ -45,6 +45,26 @@ async fn metered_cluster() -> (InfluxClient, String, String) {
         fmt(hour - chrono::Duration::hours(1)),
         fmt(hour + chrono::Duration::hours(1)),
     )
+}
+
+/// `export::export` with the default modes and no progress shown.
+async fn run_export(
+    metering: &Metering,
+    db: &Db,
+    p: &StatementParams,
+    destination: &Destination,
+    retry: Retry,
+) -> Result<export::ExportRun, ExportError> {
+    export::export(
+        metering,
+        Modes::default(),
+        db,
+        p,
+        destination,
+        retry,
+        &Quiet,
+    )
+    .await
 }
 
 async fn get_billing(app: &TestApp, query: &str) -> reqwest::Response {
@@ -149,34 +169,18 @@ async fn the_api_the_dashboard_and_an_export_give_the_same_statement() {
     let out = crate::helpers::temp_dir("export").join("october.csv");
     let p = params(&from, &to, "namespace", "csv");
     let destination = Destination::File(out.clone());
-    let run = export::export(
-        &metering,
-        Modes::default(),
-        &db,
-        &p,
-        &destination,
-        Retry::default(),
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let run = run_export(&metering, &db, &p, &destination, Retry::default())
+        .await
+        .unwrap();
     let file = std::fs::read_to_string(&out).unwrap();
     assert_eq!(file, api_csv);
     assert_eq!(run.sha256, export::sha256_hex(api_csv.as_bytes()));
     assert_eq!(run.rows, rows.len());
 
     // The same export again: the same bytes, and a second record with the same digest.
-    let again = export::export(
-        &metering,
-        Modes::default(),
-        &db,
-        &p,
-        &destination,
-        Retry::default(),
-        &Quiet,
-    )
-    .await
-    .unwrap();
+    let again = run_export(&metering, &db, &p, &destination, Retry::default())
+        .await
+        .unwrap();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), api_csv);
     assert_eq!(again.sha256, run.sha256);
     let recorded = export::recorded_runs(&db, 10).await.unwrap();
@@ -205,17 +209,9 @@ async fn a_statement_the_billing_system_cannot_take_yet_is_retried_until_it_can(
     for (label, db) in fresh_sql_databases().await {
         received.lock().unwrap().clear();
         *answers.lock().unwrap() = vec![503, 429, 200];
-        let run = export::export(
-            &metering,
-            Modes::default(),
-            &db,
-            &p,
-            &destination,
-            retry,
-            &Quiet,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let run = run_export(&metering, &db, &p, &destination, retry)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
         let got = received.lock().unwrap().clone();
         assert_eq!(got.len(), 3, "{label}: two refusals, then taken");
         let (body, key, auth) = got.last().unwrap().clone();
@@ -254,17 +250,9 @@ async fn a_refused_statement_is_not_retried_and_not_recorded() {
         url: reqwest::Url::parse(&url).unwrap(),
         token: None,
     };
-    let err = export::export(
-        &metering,
-        Modes::default(),
-        db,
-        &p,
-        &destination,
-        Retry::default(),
-        &Quiet,
-    )
-    .await
-    .unwrap_err();
+    let err = run_export(&metering, db, &p, &destination, Retry::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, ExportError::Refused { status: 422, .. }),
         "{err}"
