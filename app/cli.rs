@@ -235,6 +235,7 @@ async fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         api_credential,
         db: Some(args.db.open().await?),
         billing: args.billing.settings()?,
+        limits: args.limits.limits(),
     })
 }
 

@@ -10,22 +10,7 @@ use std::time::Duration;
 
 use crate::influx::client::InfluxAuth;
 use crate::influx::InfluxConfig;
-
-/// `30s`, `15m`, `1h`, `1d`.
-pub fn parse_duration_seconds(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(scale).filter(|&secs| secs > 0)
-}
+use crate::vocab::time::parse_duration_seconds;
 
 /// A clap value parser for durations such as `15s` or `1m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -193,6 +178,33 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, env = "KUBEMETER_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Bounds on the requests that make InfluxDB work hard (statements, aggregations, charts).
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// How long a statement, aggregation or chart may take before it is stopped (504).
+    #[arg(long, env = "KUBEMETER_REQUEST_TIMEOUT", default_value = "120s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Heavy requests one user may have running at once (more: 429).
+    #[arg(long, env = "KUBEMETER_HEAVY_PER_USER", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    pub heavy_per_user: u16,
+    /// Heavy requests running at once in this process (more wait up to 10 s, then 503).
+    #[arg(long, env = "KUBEMETER_HEAVY_TOTAL", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub heavy_total: u16,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> crate::heavy::HeavyLimits {
+        crate::heavy::HeavyLimits {
+            per_user: usize::from(self.heavy_per_user),
+            total: usize::from(self.heavy_total),
+            deadline: self.request_timeout,
+            ..Default::default()
+        }
+    }
 }
 
 /// What `collect` needs (DESIGN.md §2, §3).

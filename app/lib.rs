@@ -11,13 +11,18 @@ pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod demo;
+pub mod disconnect;
 pub mod health;
+pub mod heavy;
 pub mod http_metrics;
 pub mod influx;
 pub mod jobs;
 pub mod metering;
 pub mod simulator;
+#[cfg(test)]
+mod splitter_props;
 pub mod startup;
 pub mod telemetry;
 pub mod users;
+pub mod vocab;
 pub mod web;

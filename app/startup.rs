@@ -7,6 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 
 use crate::auth::{ApiCredentials, Authenticator};
 use crate::config::BillingSettings;
+use crate::heavy::{HeavyLimits, HeavyWork};
 use crate::influx::{InfluxClient, InfluxConfig};
 use crate::metering::Metering;
 use crate::users::Db;
@@ -20,6 +21,8 @@ pub struct AppState {
     /// The statement engine (API, dashboard) and the default billing modes.
     pub metering: Metering,
     pub billing: BillingSettings,
+    /// Bounds on statements, aggregations and charts.
+    pub heavy: HeavyWork,
 }
 
 pub struct Settings {
@@ -29,6 +32,7 @@ pub struct Settings {
     /// Users, sessions, export runs (migrated already).
     pub db: Option<Db>,
     pub billing: BillingSettings,
+    pub limits: HeavyLimits,
 }
 
 pub struct Application {
@@ -55,6 +59,7 @@ impl Application {
                 settings.db.clone(),
             ),
             db: settings.db,
+            heavy: HeavyWork::new(settings.limits),
         });
         let metrics = web::Data::new(crate::http_metrics::HttpMetrics::default());
         let server = HttpServer::new(move || {
@@ -69,6 +74,7 @@ impl Application {
                 .configure(crate::web::config)
                 .default_service(web::to(not_found))
         })
+        .on_connect(crate::disconnect::remember_socket)
         .listen(listener)?
         .run();
         Ok(Application { port, server })

@@ -41,7 +41,39 @@ pub fn init(log_dir: &Path) -> anyhow::Result<Vec<WorkerGuard>> {
         )
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))?;
+    log_panics();
     Ok(vec![info_guard, errors_guard])
+}
+
+/// Logs every panic as an error (so it reaches `errors.log`) with where it happened, then
+/// lets the default hook print it as before.
+pub fn log_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(
+            location = %panic_location(info),
+            thread = std::thread::current().name().unwrap_or("unnamed"),
+            "panic: {}",
+            panic_message(info)
+        );
+        default(info);
+    }));
+}
+
+fn panic_location(info: &std::panic::PanicHookInfo<'_>) -> String {
+    info.location().map_or_else(
+        || "unknown".into(),
+        |l| format!("{}:{}:{}", l.file(), l.line(), l.column()),
+    )
+}
+
+fn panic_message(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let payload = info.payload();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// `outer: inner: innermost`, for logs.
@@ -54,4 +86,34 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_written_to_errors_log_with_its_location() {
+        let dir = std::env::temp_dir().join(format!("kubemeter-panic-{}", std::process::id()));
+        let guards = init(&dir).unwrap();
+        let line = line!() + 1;
+        let caught = std::panic::catch_unwind(|| panic!("the window arithmetic went wrong"));
+        assert!(caught.is_err());
+        drop(guards); // flushes the files
+        let errors: String = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("errors.log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            errors.contains("panic: the window arithmetic went wrong"),
+            "{errors}"
+        );
+        assert!(
+            errors.contains(&format!("app/telemetry.rs:{line}")),
+            "{errors}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! Users in SQL (sqlx; SQLite by default, PostgreSQL for several replicas), with argon2id
 //! password hashes computed off the async threads.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::AnyPoolOptions;
@@ -241,35 +241,9 @@ pub async fn hash_password(password: SecretString) -> Result<String, StoreError>
     .map_err(|e| StoreError::Hash(e.to_string()))?
 }
 
-/// Whether `password` matches the PHC `hash`, on a blocking thread.
-pub async fn verify_password(password: SecretString, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.expose_secret().as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn a_password_verifies_against_its_argon2id_hash_and_no_other() {
-        let hash = hash_password(SecretString::from("correct horse"))
-            .await
-            .unwrap();
-        assert!(hash.starts_with("$argon2id$"), "{hash}");
-        assert!(!hash.contains("correct horse"));
-        assert!(verify_password(SecretString::from("correct horse"), hash.clone()).await);
-        assert!(!verify_password(SecretString::from("correct hors"), hash).await);
-    }
 
     #[test]
     fn database_urls_are_logged_without_their_password() {

@@ -96,6 +96,12 @@ async fn main() -> anyhow::Result<()> {
         api_credential: Some(("bench".into(), SecretString::from("bench"))),
         db: Some(db),
         billing: Default::default(),
+        // The bench measures throughput with one user over many connections.
+        limits: kubemeter::heavy::HeavyLimits {
+            per_user: 64,
+            total: 64,
+            ..Default::default()
+        },
     })?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let api = format!("{base}/api/cpu/usage_rate");
@@ -350,9 +356,13 @@ async fn throughput(http: &reqwest::Client, api: &str) {
     let hash = kubemeter::users::hash_password(SecretString::from("x-password"))
         .await
         .expect("hash");
+    let checker =
+        kubemeter::auth::checker::PasswordChecker::new(1, std::time::Duration::from_secs(5));
     let start = Instant::now();
     for _ in 0..5 {
-        kubemeter::users::verify_password(SecretString::from("x-password"), hash.clone()).await;
+        let _ = checker
+            .verify(SecretString::from("x-password"), hash.clone())
+            .await;
     }
     let argon_ms = start.elapsed().as_secs_f64() * 1000.0 / 5.0;
     println!();

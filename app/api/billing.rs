@@ -187,9 +187,11 @@ fn month_to_date(now: DateTime<Utc>) -> Window {
     if first.and_time(NaiveTime::MIN).and_utc() == hour {
         first = first.checked_sub_months(Months::new(1)).unwrap_or(first);
     }
-    let ns = |t: DateTime<Utc>| t.timestamp_nanos_opt().unwrap_or_default();
+    let ns = crate::vocab::time::to_ns;
     Window {
-        from: ns(first.and_time(NaiveTime::MIN).and_utc()),
+        // Clamped so that a clock at the very start of the representable time still gives a
+        // window that is not reversed.
+        from: ns(first.and_time(NaiveTime::MIN).and_utc()).max(crate::vocab::time::EARLIEST),
         to: ns(hour),
     }
 }
@@ -251,13 +253,7 @@ pub async fn billing_statement(
     if req.method() != Method::GET && req.method() != Method::POST {
         return Err(ApiError::MethodNotAllowedHere("GET, POST"));
     }
-    let principal = state
-        .auth
-        .api(
-            super::header(&req, "x-username"),
-            super::header(&req, "x-password"),
-        )
-        .await?;
+    let principal = super::authenticate(&req, &state).await?;
     // The query string first, then the body: a billing system may put format=csv in the URL.
     let mut fields = query_fields(req.query_string())?;
     if req.method() == Method::POST {
@@ -265,7 +261,14 @@ pub async fn billing_statement(
     }
     let params = StatementParams::parse(&fields, Utc::now())?;
     let q = params.query(state.billing.modes, principal.scope);
-    let statement = state.metering.statement(&q, &Quiet).await?;
+    let statement = state
+        .heavy
+        .run(
+            &req,
+            &principal.username,
+            state.metering.statement(&q, &Quiet),
+        )
+        .await??;
     Ok(statement_response(&params, &statement))
 }
 

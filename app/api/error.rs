@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::request::RequestError;
 use crate::auth::AuthError;
+use crate::heavy::{self, Refusal};
 use crate::influx::InfluxError;
 use crate::metering::MeteringError;
 use crate::telemetry::error_chain;
@@ -27,6 +28,8 @@ pub enum ApiError {
     BadRequest(#[from] RequestError),
     #[error(transparent)]
     Influx(#[from] InfluxError),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
 }
 
 impl From<MeteringError> for ApiError {
@@ -53,12 +56,39 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Auth(e) => e.retry_after(),
+            ApiError::Refused(Refusal::UserBusy { .. } | Refusal::Busy) => {
+                Some(heavy::RETRY_AFTER_SECS)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The status of heavy work not done (shared with the dashboard).
+pub fn refusal_status(r: &Refusal) -> StatusCode {
+    match r {
+        Refusal::UserBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Refusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::Deadline(_) => StatusCode::GATEWAY_TIMEOUT,
+        // Nobody reads it; nginx's "client closed request", for logs and /metrics.
+        Refusal::ClientGone => StatusCode::from_u16(499).unwrap_or(StatusCode::REQUEST_TIMEOUT),
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Auth(AuthError::Forbidden(_))
             | ApiError::BadRequest(RequestError::Forbidden(_)) => StatusCode::FORBIDDEN,
-            ApiError::Auth(AuthError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Auth(AuthError::Store(_)) | ApiError::Auth(AuthError::Busy(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Auth(AuthError::Throttled(_)) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Refused(r) => refusal_status(r),
             ApiError::Auth(_) => StatusCode::UNAUTHORIZED,
             ApiError::MethodNotAllowed | ApiError::MethodNotAllowedHere(_) => {
                 StatusCode::METHOD_NOT_ALLOWED
@@ -79,8 +109,16 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
-            tracing::error!(error = %error_chain(self), "API request failed");
+        match self {
+            // Load shedding, not failures: counted in /metrics by status, not logged each.
+            ApiError::Refused(Refusal::Busy) | ApiError::Auth(AuthError::Busy(_)) => {}
+            ApiError::Refused(Refusal::Deadline(_)) => {
+                tracing::warn!(error = %self, "API request stopped at its deadline")
+            }
+            _ if status.is_server_error() => {
+                tracing::error!(error = %error_chain(self), "API request failed")
+            }
+            _ => {}
         }
         let mut resp = HttpResponse::build(status);
         match self {
@@ -91,6 +129,9 @@ impl ResponseError for ApiError {
                 resp.insert_header((header::ALLOW, *methods));
             }
             _ => {}
+        }
+        if let Some(secs) = self.retry_after() {
+            resp.insert_header((header::RETRY_AFTER, secs));
         }
         resp.json(json!({"code": status.as_u16(), "message": self.message()}))
     }

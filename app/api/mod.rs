@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::json;
 
-pub use error::ApiError;
+pub use error::{refusal_status, ApiError};
 use plan::Plan;
 use request::MetricQuery;
 
@@ -58,10 +58,7 @@ async fn query_metric(
     if name.is_empty() {
         return Err(ApiError::NotFound("Request not found".into()));
     }
-    let principal = state
-        .auth
-        .api(header(&req, "x-username"), header(&req, "x-password"))
-        .await?;
+    let principal = authenticate(&req, &state).await?;
     let metric = catalogue::find(name).ok_or_else(|| {
         ApiError::NotFound(format!(
             "Unknown metric {name:?}; the metrics are listed in the README (e.g. cpu/usage_rate)"
@@ -69,11 +66,19 @@ async fn query_metric(
     })?;
     let query = MetricQuery::parse(&body, Utc::now())?;
     let plan = Plan::build(metric, &query, &principal.scope)?;
-    let rows = match hourly::split(&plan, metric, &query) {
-        Some(split) if split.ready(&state.influx).await? => {
-            split.rows(&plan, &state.influx).await?
+    let read = async {
+        match hourly::split(&plan, metric, &query) {
+            Some(split) if split.ready(&state.influx).await? => {
+                split.rows(&plan, &state.influx).await
+            }
+            _ => Ok(plan.rows(state.influx.query(&plan.influxql()).await?)),
         }
-        _ => plan.rows(state.influx.query(&plan.influxql()).await?),
+    };
+    // Raw points are a bounded read (`limit`); aggregations may scan a lot.
+    let rows = if query.agg == request::Agg::Raw {
+        read.await?
+    } else {
+        state.heavy.run(&req, &principal.username, read).await??
     };
     if rows.is_empty() {
         return Ok(
@@ -85,4 +90,17 @@ async fn query_metric(
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The caller of an API request, from its `X-USERNAME`/`X-PASSWORD` headers and the address
+/// it connects from (the same limits apply to every route that takes these headers).
+pub async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<crate::auth::Principal, ApiError> {
+    let client = req.peer_addr().map(|a| a.ip());
+    Ok(state
+        .auth
+        .api(client, header(req, "x-username"), header(req, "x-password"))
+        .await?)
 }

@@ -47,7 +47,7 @@ fn billing_operation(post: bool) -> Value {
 
 fn billing_fields() -> Value {
     json!({
-        "from": {"type": "string", "example": "2026-10-01", "description": "YYYY-MM-DD (midnight UTC) or RFC 3339; included. With to, or neither: the current month so far."},
+        "from": {"type": "string", "example": "2026-10-01", "description": format!("YYYY-MM-DD (midnight UTC), YYYY-MM-DDTHH:MM (UTC) or RFC 3339, {}; included. With to, or neither: the current month so far.", crate::vocab::time::SPAN_TEXT)},
         "to": {"type": "string", "example": "2026-11-01", "description": format!("Excluded; at most {} days after from.", super::billing::MAX_WINDOW_DAYS)},
         "by": {"type": "string", "default": "namespace", "description": "namespace, workload, pod, node or label:<key>. By node (for users who see every namespace) rows add cpu/memory capacity, idle and overcommit; a node that ran no pod gets a row of its own."},
         "mode": {"type": "string", "example": "max", "description": "usage, request or max, or per resource (cpu=usage,memory=max). Default: the server's KUBEMETER_BILLING_MODE."},
@@ -113,9 +113,9 @@ pub fn document() -> Value {
                         "description": "Also by-label:<label key>. Any other value (or none): raw points."},
                 "fn": {"type": "string", "enum": funcs, "default": "sum"},
                 "step": {"type": "string", "example": "1h",
-                         "description": format!("Bucket width (s, m, h, d) for time series; at most {MAX_BUCKETS} buckets.")},
-                "timeBeginInterval": {"type": "string", "example": "2017-12-01", "description": "YYYY-MM-DD or RFC 3339; inclusive. Default: an hour before the end."},
-                "timeEndInterval": {"type": "string", "example": "2017-12-31T00:00:00Z", "description": "YYYY-MM-DD or RFC 3339; exclusive. Default: now."}
+                         "description": format!("Bucket width (s, m, h, d), 1 s to {} d, for time series; at most {MAX_BUCKETS} buckets.", crate::vocab::time::MAX_DURATION_SECS / 86_400)},
+                "timeBeginInterval": {"type": "string", "example": "2017-12-01", "description": format!("YYYY-MM-DD, YYYY-MM-DDTHH:MM (UTC) or RFC 3339, {}; inclusive. Default: an hour before the end.", crate::vocab::time::SPAN_TEXT)},
+                "timeEndInterval": {"type": "string", "example": "2017-12-31T00:00:00Z", "description": format!("YYYY-MM-DD, YYYY-MM-DDTHH:MM (UTC) or RFC 3339, {}; exclusive. Default: now.", crate::vocab::time::SPAN_TEXT)}
             }}
         }}
     })

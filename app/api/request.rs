@@ -2,11 +2,11 @@
 //! optional (the seed's defaults apply); a field that is present but wrong is a 400 whose
 //! message names the field and what it accepts.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use crate::config::parse_duration_seconds;
 use crate::influx::ql::Func;
+use crate::vocab::time::{self, parse_duration_seconds, MAX_DURATION_SECS};
 
 /// Most raw points one request may ask for.
 pub const MAX_LIMIT: u32 = 10_000;
@@ -269,38 +269,25 @@ fn parse_time(field: &'static str, v: &Value) -> Result<DateTime<Utc>, RequestEr
     parse_instant(field, v.as_str().unwrap_or(&v.to_string()))
 }
 
-/// A date (`2017-12-01`, midnight UTC) or an RFC 3339 time, for the field named `field`.
+/// An instant ([`crate::vocab::time::parse_instant`]) for the field named `field`.
 pub fn parse_instant(field: &'static str, s: &str) -> Result<DateTime<Utc>, RequestError> {
-    let bad = || {
-        field_error(
-            field,
-            format!(
-                "{s:?} is not a date; use YYYY-MM-DD (e.g. \"2017-12-01\") or RFC 3339 \
-                 (e.g. \"2017-12-01T00:00:00Z\")"
-            ),
-        )
-    };
-    let s = s.trim();
-    if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return date
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc())
-            .ok_or_else(bad);
-    }
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| bad())
+    time::parse_instant(s).map_err(|e| field_error(field, e.to_string()))
 }
 
 fn parse_step(v: &Value, window: Window) -> Result<u64, RequestError> {
     let secs = v.as_str().and_then(parse_duration_seconds).ok_or_else(|| {
         field_error(
             "step",
-            format!("{v} is not a duration; use a number and s, m, h or d, e.g. \"1h\""),
+            format!(
+                "{v} is not a duration; use a whole number and s, m, h or d, from 1s to \
+                 {}d, e.g. \"1h\"",
+                MAX_DURATION_SECS / 86_400
+            ),
         )
     })?;
+    // Both are far inside an i64: the window by the instants' span, the step by its bound.
     let span = (window.end - window.begin).num_seconds();
-    let buckets = span.div_euclid(secs as i64) + 1;
+    let buckets = span / secs as i64 + 1;
     if buckets > MAX_BUCKETS {
         return Err(field_error(
             "step",

@@ -3,18 +3,24 @@
 //! credentials so argon2 does not run on every call. The cache is keyed by a salted digest
 //! of the user name and password: it never holds a password.
 
+pub mod checker;
 pub mod lockout;
 pub mod sessions;
+pub mod throttle;
 
 use password_hash::rand_core::{OsRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
-use crate::users::{verify_password, Db, Role, Scope, StoreError};
+use self::checker::{CheckError, PasswordChecker};
+use self::lockout::Verdict;
+use self::throttle::AddressThrottle;
+use crate::users::{Db, Role, Scope, StoreError};
 
 /// How long a verified credential is trusted without argon2 (a disabled user or a changed
 /// password takes effect within this time).
@@ -33,6 +39,23 @@ pub enum AuthError {
     ApiOnly(String),
     #[error("the user database is unavailable")]
     Store(#[from] StoreError),
+    /// Every password verifier is busy (a flood, or a burst of new sign-ins).
+    #[error("{0}")]
+    Busy(#[from] CheckError),
+    /// This client address failed too often; refused before any password is checked.
+    #[error("too many failed attempts from this address; try again in {} s", .0.as_secs())]
+    Throttled(Duration),
+}
+
+impl AuthError {
+    /// Seconds a caller should wait before trying again, for refusals that have one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AuthError::Busy(_) => Some(checker::RETRY_AFTER_SECS),
+            AuthError::Throttled(wait) => Some(wait.as_secs().max(1)),
+            _ => None,
+        }
+    }
 }
 
 impl PartialEq for AuthError {
@@ -75,6 +98,10 @@ pub struct Authenticator {
     /// A hash to verify against when the user does not exist, so that unknown and known
     /// users take the same time.
     dummy_hash: tokio::sync::OnceCell<String>,
+    /// Bounds how many argon2 verifications run at once.
+    checker: PasswordChecker,
+    /// Client addresses that keep failing, slowed and refused before any verification.
+    throttle: AddressThrottle,
 }
 
 impl Authenticator {
@@ -87,6 +114,8 @@ impl Authenticator {
             salt,
             cache: Mutex::new(HashMap::new()),
             dummy_hash: tokio::sync::OnceCell::new(),
+            checker: PasswordChecker::sized_to_cores(),
+            throttle: AddressThrottle::default(),
         }
     }
 
@@ -99,9 +128,15 @@ impl Authenticator {
         h.finalize().into()
     }
 
-    /// Checks the `X-USERNAME`/`X-PASSWORD` headers of an API call.
+    /// Checks the `X-USERNAME`/`X-PASSWORD` headers of an API call from `client`.
+    ///
+    /// In order of cost: the bootstrap credential (two digests), the cache of verified
+    /// credentials, then — only for a client address that has not failed too often — one
+    /// argon2 verification on a bounded set of threads. A valid cached credential is answered
+    /// whatever else is going on.
     pub async fn api(
         &self,
+        client: Option<IpAddr>,
         username: Option<&str>,
         password: Option<&str>,
     ) -> Result<Principal, AuthError> {
@@ -119,17 +154,10 @@ impl Authenticator {
             });
         }
         let key = self.cache_key(user, pass);
-        if let Some((principal, at)) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(principal.clone());
-            }
+        if let Some(principal) = self.cached(&key) {
+            return Ok(principal);
         }
-        let principal = self.verify_user(user, pass).await?;
+        let principal = self.verify_user(client, user, pass).await?;
         principal.check_api()?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_MAX {
@@ -139,39 +167,68 @@ impl Authenticator {
         Ok(principal)
     }
 
+    fn cached(&self, key: &[u8; 32]) -> Option<Principal> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let (principal, at) = cache.get(key)?;
+        (at.elapsed() < CACHE_TTL).then(|| principal.clone())
+    }
+
     /// Checks a user's password against SQL (the dashboard's sign-in; never cached, and the
     /// bootstrap API credential is not a dashboard account).
-    pub async fn password(&self, user: &str, pass: &str) -> Result<Principal, AuthError> {
-        let principal = self.verify_user(user, pass).await?;
+    pub async fn password(
+        &self,
+        client: Option<IpAddr>,
+        user: &str,
+        pass: &str,
+    ) -> Result<Principal, AuthError> {
+        let principal = self.verify_user(client, user, pass).await?;
         principal.check_web()?;
         Ok(principal)
     }
 
-    async fn verify_user(&self, user: &str, pass: &str) -> Result<Principal, AuthError> {
+    /// Looks the user up and verifies the password, after the client address's verdict and
+    /// holding a verifier slot throughout (so neither argon2 nor the user database can be
+    /// flooded). Unknown users cost one verification too, so that names are not revealed.
+    async fn verify_user(
+        &self,
+        client: Option<IpAddr>,
+        user: &str,
+        pass: &str,
+    ) -> Result<Principal, AuthError> {
         let Some(db) = &self.db else {
             return Err(AuthError::NotRecognized);
         };
-        let password = SecretString::from(pass.to_string());
-        match db.find_user(user).await? {
-            Some((u, hash)) => {
-                if verify_password(password, hash).await && !u.disabled {
-                    Ok(Principal {
-                        username: u.username,
-                        role: u.role,
-                        scope: u.scope,
-                    })
-                } else {
-                    Err(AuthError::NotRecognized)
-                }
+        if let Some(addr) = client {
+            match self.throttle.verdict(addr) {
+                Verdict::Allow => {}
+                Verdict::Slow(delay) => tokio::time::sleep(delay).await,
+                Verdict::Refuse(wait) => return Err(AuthError::Throttled(wait)),
             }
+        }
+        let dummy = self
+            .dummy_hash
+            .get_or_try_init(|| crate::users::hash_password(SecretString::from("no such user")))
+            .await?;
+        let slot = self.checker.slot().await?;
+        let password = SecretString::from(pass.to_string());
+        let found = db.find_user(user).await?;
+        let ok = match &found {
+            Some((u, hash)) => slot.verify(password, hash.clone()).await? && !u.disabled,
             None => {
-                let dummy = self
-                    .dummy_hash
-                    .get_or_try_init(|| {
-                        crate::users::hash_password(SecretString::from("no such user"))
-                    })
-                    .await?;
-                verify_password(password, dummy.clone()).await;
+                slot.verify(password, dummy.clone()).await?;
+                false
+            }
+        };
+        match found {
+            Some((u, _)) if ok => Ok(Principal {
+                username: u.username,
+                role: u.role,
+                scope: u.scope,
+            }),
+            _ => {
+                if let Some(addr) = client {
+                    self.throttle.record_failure(addr);
+                }
                 Err(AuthError::NotRecognized)
             }
         }

@@ -31,7 +31,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, NaiveDate};
+use chrono::DateTime;
 use serde::Deserialize;
 
 use super::decimal::{parse_decimal, FracSum};
@@ -154,10 +154,9 @@ struct RawEntry {
 }
 
 fn parse_time(s: &str) -> Option<i64> {
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_nanos_opt();
-    }
-    DateTime::parse_from_rfc3339(s).ok()?.timestamp_nanos_opt()
+    crate::vocab::time::parse_instant(s)
+        .ok()
+        .map(crate::vocab::time::to_ns)
 }
 
 fn show_time(t: i64) -> String {

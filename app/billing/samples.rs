@@ -36,18 +36,19 @@ impl Window {
     }
 }
 
-/// Start of the UTC hour containing `t`.
+/// Start of the UTC hour containing `t` (saturating at the ends of `i64`, so no caller's
+/// arithmetic can wrap).
 pub fn hour_floor(t: i64) -> i64 {
-    t - t.rem_euclid(NS_PER_HOUR)
+    t.saturating_sub(t.rem_euclid(NS_PER_HOUR))
 }
 
-/// Start of the first UTC hour at or after `t`.
+/// Start of the first UTC hour at or after `t` (saturating).
 pub fn hour_ceil(t: i64) -> i64 {
     let f = hour_floor(t);
     if f == t {
         t
     } else {
-        f + NS_PER_HOUR
+        f.saturating_add(NS_PER_HOUR)
     }
 }
 

@@ -61,10 +61,7 @@ pub struct RollupReport {
 /// The whole hours of `w` (a partial hour at either end is left out: it is not over).
 pub fn whole_hours(w: Window) -> Vec<i64> {
     let (first, end) = (hour_ceil(w.from), hour_floor(w.to));
-    (0..)
-        .map(|i| first + i * NS_PER_HOUR)
-        .take_while(|h| *h < end)
-        .collect()
+    (first..end).step_by(NS_PER_HOUR as usize).collect()
 }
 
 /// Rolls up every whole hour of `w`, then every day and week they belong to that is

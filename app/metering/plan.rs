@@ -25,7 +25,9 @@ pub fn hours(w: Window) -> Vec<Window> {
     let mut out = Vec::new();
     let mut from = w.from;
     while from < w.to {
-        let to = (hour_floor(from) + NS_PER_HOUR).min(w.to);
+        // Saturating: the last hour before i64::MAX still ends (at w.to), and always after
+        // `from`, so the loop advances.
+        let to = hour_floor(from).saturating_add(NS_PER_HOUR).min(w.to);
         out.push(Window { from, to });
         from = to;
     }
@@ -90,7 +92,7 @@ pub fn pieces(w: Window, marked: &Marked) -> Vec<Piece> {
         }
         let chunk = Window {
             from: t,
-            to: (hour_floor(t) + NS_PER_HOUR).min(w.to),
+            to: hour_floor(t).saturating_add(NS_PER_HOUR).min(w.to),
         };
         out.push(Piece::Raw(chunk));
         t = chunk.to;

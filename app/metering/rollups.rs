@@ -109,21 +109,23 @@ impl Period {
         }
     }
 
-    /// Start of the period containing `t`.
+    /// Start of the period containing `t` (saturating at the ends of `i64`).
     pub fn floor(self, t: i64) -> i64 {
         let origin = if self == Period::Week {
             FIRST_MONDAY
         } else {
             0
         };
-        t - (t - origin).rem_euclid(self.len_ns())
+        // In i128 so that `t - origin` cannot wrap near i64::MIN.
+        let offset = (i128::from(t) - i128::from(origin)).rem_euclid(i128::from(self.len_ns()));
+        t.saturating_sub(offset as i64)
     }
 
-    /// The period starting at `start`.
+    /// The period starting at `start` (ending at i64::MAX at the latest).
     pub fn window(self, start: i64) -> Window {
         Window {
             from: start,
-            to: start + self.len_ns(),
+            to: start.saturating_add(self.len_ns()),
         }
     }
 }

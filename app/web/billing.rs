@@ -79,7 +79,11 @@ async fn statement(
     let session = session::signed_in(req, state).await?;
     let p = params(req, format)?;
     let q = p.query(state.billing.modes, session.principal.scope.clone());
-    let st = state.metering.statement(&q, &Quiet).await?;
+    let user = &session.principal.username;
+    let st = state
+        .heavy
+        .run(req, user, state.metering.statement(&q, &Quiet))
+        .await??;
     Ok((p, st, session))
 }
 

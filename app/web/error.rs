@@ -7,6 +7,7 @@ use askama::Template;
 
 use crate::api::request::RequestError;
 use crate::auth::AuthError;
+use crate::heavy::{self, Refusal};
 use crate::influx::InfluxError;
 use crate::telemetry::error_chain;
 use crate::users::StoreError;
@@ -32,6 +33,11 @@ pub enum WebError {
     Store(#[from] StoreError),
     #[error("rendering the page failed")]
     Render(#[from] askama::Error),
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    /// Too many sign-ins at once, or from this address: come back in this many seconds.
+    #[error("{message}")]
+    TryLater { message: String, retry_after: u64 },
 }
 
 impl From<RequestError> for WebError {
@@ -55,6 +61,10 @@ impl From<AuthError> for WebError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Store(s) => WebError::Store(s),
+            AuthError::Busy(_) | AuthError::Throttled(_) => WebError::TryLater {
+                retry_after: e.retry_after().unwrap_or(1),
+                message: e.to_string(),
+            },
             other => WebError::Forbidden(other.to_string()),
         }
     }
@@ -107,6 +117,8 @@ impl ResponseError for WebError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             WebError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebError::Refused(r) => crate::api::refusal_status(r),
+            WebError::TryLater { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -118,7 +130,8 @@ impl ResponseError for WebError {
                 .finish();
         }
         let status = self.status_code();
-        if status.is_server_error() {
+        let quiet = matches!(self, WebError::Refused(_) | WebError::TryLater { .. });
+        if status.is_server_error() && !quiet {
             tracing::error!(error = %error_chain(self), "dashboard request failed");
         }
         let page = ErrorPage {
@@ -127,6 +140,18 @@ impl ResponseError for WebError {
             message: self.message(),
         };
         let body = page.render().unwrap_or_else(|_| self.message());
-        super::html(status, body)
+        let mut resp = super::html(status, body);
+        let retry_after = match self {
+            WebError::Refused(Refusal::UserBusy { .. } | Refusal::Busy) => {
+                Some(heavy::RETRY_AFTER_SECS)
+            }
+            WebError::TryLater { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
+        resp
     }
 }

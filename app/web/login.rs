@@ -124,7 +124,8 @@ pub async fn sign_in(
             return Ok(resp);
         }
     }
-    match state.auth.password(&username, &form.password).await {
+    let client = req.peer_addr().map(|a| a.ip());
+    match state.auth.password(client, &username, &form.password).await {
         Ok(principal) => {
             lockout::clear(db, &subjects[0]).await?;
             let token = sessions::create(db, &principal.username, now).await?;
@@ -145,7 +146,9 @@ pub async fn sign_in(
             let msg = "Username and password is not recognized.".to_string();
             render_login(&req, StatusCode::UNAUTHORIZED, next, username, msg)
         }
-        Err(AuthError::Store(e)) => Err(e.into()),
+        Err(e @ (AuthError::Store(_) | AuthError::Busy(_) | AuthError::Throttled(_))) => {
+            Err(e.into())
+        }
         Err(other) => render_login(
             &req,
             StatusCode::FORBIDDEN,

@@ -9,7 +9,7 @@ mod error;
 mod format;
 mod layout;
 mod login;
-mod range;
+pub(crate) mod range;
 mod session;
 mod stats;
 mod usage;

@@ -1,7 +1,7 @@
 //! The dashboard's time range: a preset (`range=6h`) or a custom `from`/`to`, and the width
 //! of the chart's buckets for it.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::given;
 
@@ -59,8 +59,8 @@ impl TimeRange {
         now: DateTime<Utc>,
     ) -> Result<TimeRange, String> {
         if let (Some(f), Some(t)) = (given(from), given(to)) {
-            let from = parse_time(f).ok_or_else(|| bad_time("from", f))?;
-            let to = parse_time(t).ok_or_else(|| bad_time("to", t))?;
+            let from = parse_time("from", f)?;
+            let to = parse_time("to", t)?;
             if from >= to {
                 return Err(format!(
                     "the range must start before it ends ({f} is not before {t})"
@@ -110,27 +110,9 @@ impl TimeRange {
     }
 }
 
-fn bad_time(field: &str, value: &str) -> String {
-    format!(
-        "{field} {value:?} is not a time; use a date (2026-11-01), a date and time in UTC \
-         (2026-11-01T08:00) or RFC 3339 (2026-11-01T08:00:00Z)"
-    )
-}
-
-/// A date (midnight UTC), the browser's `datetime-local` value (taken as UTC), or RFC 3339.
-fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-            return Some(t.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
+/// An instant ([`crate::vocab::time::parse_instant`]) for the field named `field`.
+fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, String> {
+    crate::vocab::time::parse_instant(value).map_err(|e| format!("{field} {e}"))
 }
 
 #[cfg(test)]

@@ -123,7 +123,11 @@ pub async fn show_index(
             usage::usage_statement(m, &all, &range, level, &tags, &session.principal.scope)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let results = futures::future::try_join_all(statements.iter().map(|s| run(&state, s))).await?;
+    let reads = futures::future::try_join_all(statements.iter().map(|s| run(&state, s)));
+    let results = state
+        .heavy
+        .run(&req, &session.principal.username, reads)
+        .await??;
 
     let keep = range.query_pairs();
     let mut cards = Vec::new();
@@ -297,7 +301,15 @@ pub async fn show_metric(
         query.container.as_deref(),
     )
     .map_err(WebError::BadRequest)?;
-    let page = stats_page(&state, &session, metric, sel, range).await?;
+    let user = session.principal.username.clone();
+    let page = state
+        .heavy
+        .run(
+            &req,
+            &user,
+            stats_page(&state, &session, metric, sel, range),
+        )
+        .await??;
     Ok(html(StatusCode::OK, page.render()?))
 }
 

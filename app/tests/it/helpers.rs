@@ -78,6 +78,7 @@ pub async fn spawn_app_with(config: InfluxConfig, db: Option<kubemeter::users::D
         api_credential: Some((USER.into(), SecretString::from(PASSWORD))),
         db,
         billing: Default::default(),
+        limits: Default::default(),
     })
     .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
