@@ -30,7 +30,7 @@ test:
 bench:
 	@url=$$(scripts/influxd.sh start $(BENCH_INFLUX_DIR)) && \
 	trap 'scripts/influxd.sh stop $(BENCH_INFLUX_DIR); rm -rf $(BENCH_INFLUX_DIR)' EXIT && \
-	KUBEMETER_BENCH_INFLUX_URL=$$url cargo bench --bench api_latency --bench collector --bench billing
+	KUBEMETER_BENCH_INFLUX_URL=$$url KUBEMETER_BENCH_INFLUX_PID=$$(cat $(BENCH_INFLUX_DIR)/pid) cargo bench --bench api_latency --bench collector --bench billing
 
 fmt:
 	cargo fmt --all

@@ -63,6 +63,9 @@ pub struct RollupArgs {
     /// End of the backfill, excluded, e.g. 2026-11-01.
     #[arg(long, requires = "backfill")]
     pub to: Option<String>,
+    /// The cluster (`cluster_name` tag) to meter; default: every cluster in the data.
+    #[arg(long)]
+    pub cluster: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -426,9 +429,9 @@ async fn collect(args: CollectArgs) -> anyhow::Result<()> {
     result
 }
 
-/// The hourly billing rollups next to a long-running collector (one replica's job when the
-/// nodes are sharded; none for --once), on the memory gauge the server bills
-/// (`KUBEMETER_BILLING_MEMORY`) and the collector's scrape interval.
+/// The metering job next to a long-running collector, for its cluster (one replica's job when
+/// the nodes are sharded; none for --once), on the memory gauge the server bills
+/// (`KUBEMETER_BILLING_MEMORY`).
 fn rollup_task(
     settings: &CollectSettings,
     billing_memory: &str,
@@ -443,35 +446,52 @@ fn rollup_task(
         ..Default::default()
     }
     .metering(influx.clone());
-    Ok(Some(tokio::spawn(crate::jobs::rollup::run_every_hour(
+    Ok(Some(tokio::spawn(crate::jobs::rollup::run_every_minute(
         metering,
+        settings.cluster_name.clone(),
     ))))
 }
 
 async fn rollup(args: RollupArgs) -> anyhow::Result<()> {
     use crate::jobs::progress::TerminalProgress;
     use crate::jobs::rollup;
+    use crate::metering::period::Period;
     let metering = args
         .billing
         .settings()?
         .metering(InfluxClient::new(args.influx.to_config()?));
-    let progress = TerminalProgress::new("rollup");
-    let result = match (&args.from, &args.to) {
-        (Some(from), Some(to)) => {
-            let w = backfill_window(from, to)?;
-            rollup::roll_up(&metering, w, &progress).await
-        }
-        _ => {
-            let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
-            rollup::roll_up_recent(&metering, now, &progress).await
-        }
+    let clusters = match &args.cluster {
+        Some(c) => vec![c.clone()],
+        None => rollup::clusters(&metering).await?,
     };
-    progress.finish();
-    let report = result?;
-    eprintln!(
-        "rolled up {} hours ({} pod-hours), {} complete days and {} complete weeks",
-        report.hours, report.pod_hours, report.days, report.weeks
-    );
+    if clusters.is_empty() {
+        anyhow::bail!("no raw samples found (no cluster_name in cpu/usage); nothing to meter");
+    }
+    for cluster in clusters {
+        let progress = TerminalProgress::new(&format!("rollup {cluster}"));
+        let result = match (&args.from, &args.to) {
+            (Some(from), Some(to)) => {
+                let w = backfill_window(from, to)?;
+                rollup::roll_up(&metering, &cluster, w, &progress).await
+            }
+            _ => {
+                let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+                rollup::run_recent(&metering, &cluster, now, &progress).await
+            }
+        };
+        progress.finish();
+        let r = result?;
+        eprintln!(
+            "{cluster}: {} minutes metered from raw samples; made {} ten-minute periods, {} hours, \
+             {} days and {} weeks ({} pod rows)",
+            r.minutes,
+            r.made(Period::TenMinutes),
+            r.made(Period::Hour),
+            r.made(Period::Day),
+            r.made(Period::Week),
+            r.pod_rows
+        );
+    }
     Ok(())
 }
 
@@ -532,6 +552,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             Detail::Full,
         )
         .await?;
+    // Metered once, as `kubemeter rollup --backfill` meters data another program wrote:
+    // statements read metered rows only.
+    let metering = settings.billing.metering(influx.clone());
+    let old = crate::billing::Window {
+        from: crate::vocab::time::to_ns(dec),
+        to: crate::vocab::time::to_ns(dec + chrono::Duration::days(2)),
+    };
+    for cluster in crate::jobs::rollup::clusters(&metering).await? {
+        crate::jobs::rollup::roll_up(&metering, &cluster, old, &crate::metering::Quiet).await?;
+    }
 
     let sim = Simulator::build(
         SimulateArgs {
@@ -562,11 +592,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         shard: None,
         kubelet: None,
         dcgm_url: None,
+        memory: settings.billing.memory,
     };
     tokio::spawn(sim.run_until_stopped());
-    // The hourly billing rollups, as next to a real collector.
-    tokio::spawn(crate::jobs::rollup::run_every_hour(
+    // The metering job, as next to a real collector.
+    tokio::spawn(crate::jobs::rollup::run_every_minute(
         settings.billing.metering(influx.clone()),
+        collect_settings.cluster_name.clone(),
     ));
     tokio::spawn(async move {
         if let Err(e) = collector::run(collect_settings, influx).await {

@@ -320,6 +320,7 @@ impl CollectArgs {
             shard,
             kubelet: self.kubelet_direct()?,
             dcgm_url: self.dcgm_url.clone(),
+            memory: memory_source(&self.billing_memory)?,
         })
     }
 

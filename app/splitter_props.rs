@@ -4,7 +4,7 @@
 //! wraps past the largest 64-bit time once made a statement loop until the server died; these
 //! properties fail on any such regression.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
@@ -14,8 +14,8 @@ use crate::api::request::{MetricQuery, MAX_BUCKETS};
 use crate::billing::samples::NS_PER_HOUR;
 use crate::billing::Window;
 use crate::jobs::rollup::whole_hours;
-use crate::metering::plan::{hours, pieces, Marked, Piece};
-use crate::metering::rollups::{Period, NS_PER_DAY};
+use crate::metering::period::{Period, NS_PER_DAY};
+use crate::metering::plan::{hours, pieces, Complete, Piece};
 use crate::vocab::time::{parse_instant, EARLIEST, LATEST};
 use crate::web::range::TimeRange;
 
@@ -69,14 +69,14 @@ fn hours_in(w: Window) -> usize {
     ((w.to as i128 - w.from as i128) / i128::from(NS_PER_HOUR)) as usize + 2
 }
 
-/// Marks drawn among the periods of `w`.
-fn marks(w: Window, picks: &[(u8, u32)]) -> Marked {
-    let mut m = Marked::default();
+/// Complete periods drawn among those of `w`.
+fn marks(w: Window, picks: &[(u8, u32)]) -> Complete {
+    let mut m = Complete::default();
     for (kind, offset) in picks {
-        let period = [Period::Hour, Period::Day, Period::Week][usize::from(*kind % 3)];
+        let period = Period::LONGEST_FIRST[usize::from(*kind % 5)];
         let t = w
             .from
-            .saturating_add(i64::from(*offset).saturating_mul(NS_PER_HOUR));
+            .saturating_add(i64::from(*offset).saturating_mul(period.len_ns() / 7));
         m.insert(period, period.floor(t));
     }
     m
@@ -100,19 +100,24 @@ proptest! {
         w in any_window(),
         picks in prop::collection::vec((any::<u8>(), 0u32..10_000), 0..40),
     ) {
-        let parts = pieces(w, &marks(w, &picks));
-        prop_assert!(parts.len() <= hours_in(w));
-        let windows: Vec<Window> = parts
-            .iter()
-            .map(|p| match p {
-                Piece::Raw(w) => *w,
-                Piece::Rollups(_, w) => *w,
-            })
-            .collect();
+        let done = marks(w, &picks);
+        let parts = pieces(w, &done);
+        // Each marked period yields at most one run, plus at most a gap or a part of a minute
+        // on either side of it.
+        let marked: usize = done.0.values().map(|s| s.len()).sum();
+        prop_assert!(parts.len() <= 3 * marked + 1, "{} pieces", parts.len());
+        let windows: Vec<Window> = parts.iter().map(Piece::window).collect();
         assert_tiles(w, &windows);
         for p in &parts {
-            if let Piece::Rollups(period, r) = p {
-                prop_assert_eq!(period.floor(r.from), r.from);
+            match p {
+                Piece::Whole(period, r) => {
+                    prop_assert_eq!(period.floor(r.from), r.from);
+                    prop_assert!(done.has(*period, r.from));
+                }
+                Piece::PartOfMinute(r) => {
+                    prop_assert_eq!(Period::Minute.floor(r.from), Period::Minute.floor(r.to - 1));
+                }
+                Piece::Missing(_) => {}
             }
         }
     }
@@ -222,11 +227,8 @@ fn the_runaway_statement_of_2262_is_refused_not_split() {
     let err = StatementParams::parse(&fields, Utc::now()).unwrap_err();
     assert!(err.to_string().starts_with("to: "), "{err}");
     assert!(err.to_string().contains("2262-04-11"), "{err}");
-    // And the last window that is accepted is cut into a bounded number of hours.
+    // And the last window that is accepted is cut into a bounded number of pieces.
     let w = Window::new(LATEST - 100 * NS_PER_DAY, LATEST).unwrap();
-    let marked = Marked {
-        hours: BTreeSet::new(),
-        ..Marked::default()
-    };
-    assert_eq!(pieces(w, &marked).len(), 2400);
+    assert_eq!(hours(w).len(), 2400);
+    assert_eq!(pieces(w, &Complete::default()), vec![Piece::Missing(w)]);
 }

@@ -23,6 +23,7 @@ pub mod quantities;
 pub mod render;
 pub mod rollup;
 pub mod samples;
+pub mod slices;
 pub mod statement;
 
 #[cfg(test)]

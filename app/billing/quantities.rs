@@ -133,6 +133,36 @@ impl Quantities {
     pub fn is_zero(&self) -> bool {
         *self == Quantities::default()
     }
+
+    /// Every quantity in a fixed order, for storage. New quantities go at the end, so that
+    /// [`Quantities::from_slice`] reads what older versions wrote (missing ones are 0).
+    pub fn to_vec(&self) -> Vec<u128> {
+        let t = |t: &Triple| [t.usage, t.request, t.max];
+        let mut v = Vec::with_capacity(12);
+        v.extend(t(&self.cpu));
+        v.extend(t(&self.memory));
+        v.extend(t(&self.ephemeral));
+        v.extend([self.gpu, self.net_rx, self.net_tx]);
+        v
+    }
+
+    /// The inverse of [`Quantities::to_vec`].
+    pub fn from_slice(v: &[u128]) -> Quantities {
+        let at = |i: usize| v.get(i).copied().unwrap_or(0);
+        let t = |i: usize| Triple {
+            usage: at(i),
+            request: at(i + 1),
+            max: at(i + 2),
+        };
+        Quantities {
+            cpu: t(0),
+            memory: t(3),
+            ephemeral: t(6),
+            gpu: at(9),
+            net_rx: at(10),
+            net_tx: at(11),
+        }
+    }
 }
 
 impl Add for Quantities {

@@ -262,9 +262,12 @@ fn json_line(st: &Statement, l: &Line, with_key: bool) -> String {
 pub fn to_json(st: &Statement) -> String {
     let rows: Vec<String> = st.rows.iter().map(|r| json_line(st, r, true)).collect();
     format!(
-        "{{\"from\":{},\"to\":{},\"by\":{},\"modes\":{{\"cpu\":{},\"memory\":{},\"ephemeral_storage\":{}}},\"currency\":{},\"rows\":[{}],\"totals\":{}}}\n",
+        "{{\"from\":{},\"to\":{},\"complete_to\":{},\"by\":{},\"modes\":{{\"cpu\":{},\"memory\":{},\"ephemeral_storage\":{}}},\"currency\":{},\"rows\":[{}],\"totals\":{}}}\n",
         json_str(&time(st.window.from)),
         json_str(&time(st.window.to)),
+        // `null`: complete over the whole window.
+        st.complete_to
+            .map_or("null".to_string(), |t| json_str(&time(t))),
         json_str(&st.by.name()),
         json_str(st.modes.cpu.as_str()),
         json_str(st.modes.memory.as_str()),
@@ -342,6 +345,7 @@ mod tests {
             currency: priced.then(|| "EUR".to_string()),
             rows: vec![line(vec!["a,\"b\"".into()], w)],
             totals: line(Vec::new(), w),
+            complete_to: None,
         }
     }
 
@@ -375,7 +379,7 @@ total,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,,{values},EUR,0.07,,0.00,0.00,0.
     fn json_is_ordered_fixed_decimal_and_parses() {
         let json = to_json(&statement(true));
         assert!(json.starts_with(
-            "{\"from\":\"2026-10-01T00:00:00Z\",\"to\":\"2026-10-02T00:00:00Z\",\"by\":\"label:team\",\
+            "{\"from\":\"2026-10-01T00:00:00Z\",\"to\":\"2026-10-02T00:00:00Z\",\"complete_to\":null,\"by\":\"label:team\",\
 \"modes\":{\"cpu\":\"max\",\"memory\":\"usage\",\"ephemeral_storage\":\"request\"},\"currency\":\"EUR\",\
 \"rows\":[{\"from\":\"2026-10-01T00:00:00Z\",\"to\":\"2026-10-02T00:00:00Z\",\"label:team\":\"a,\\\"b\\\"\",\
 \"cpu_usage_core_hours\":1.500000,"

@@ -226,6 +226,9 @@ pub struct Statement {
     pub currency: Option<String>,
     pub rows: Vec<Line>,
     pub totals: Line,
+    /// When the figures are complete only up to an instant before the window's end (the
+    /// newest minutes are not metered yet, or nothing is metered after it): that instant.
+    pub complete_to: Option<i64>,
 }
 
 #[derive(Default)]
@@ -340,6 +343,7 @@ pub fn build_statement(
         currency: prices.map(|b| b.currency().to_string()),
         rows,
         totals,
+        complete_to: None,
     }
 }
 

@@ -517,19 +517,12 @@ pub fn hourly(metric: &Metric) -> String {
 /// One point per hour whose hourly rollups are complete (`value`: how many metrics).
 pub const ROLLED_UP_HOURS: &str = "rollup/hours";
 
-/// Billing rollups (`kubemeter rollup`): one point per pod and UTC hour / day / week (from
-/// Monday), at its start,
-/// with the pod's identity as tags and its exact quantities as integer fields.
-pub const BILLING_POD_HOUR: &str = "billing/pod_hour";
-pub const BILLING_POD_DAY: &str = "billing/pod_day";
-pub const BILLING_POD_WEEK: &str = "billing/pod_week";
-/// Node allocatable integrated over each hour / day / week (tag `nodename`), for capacity and
-/// idle in statements by node.
-pub const BILLING_NODE_HOUR: &str = "billing/node_hour";
-pub const BILLING_NODE_DAY: &str = "billing/node_day";
-pub const BILLING_NODE_WEEK: &str = "billing/node_week";
-/// One point per hour / day / week whose billing rollups are complete (tag `period`, field `pods`).
-pub const BILLING_ROLLED_UP: &str = "billing/rolled_up";
+/// Metered usage (`billing/minute`, `billing/10m`, `billing/hour`, `billing/day`,
+/// `billing/week`): per pod, namespace and node and period, packed rows (see
+/// `metering::rows`).
+pub const BILLING_PREFIX: &str = "billing/";
+/// One point per period whose metered rows are complete (tags `cluster_name`, `period`).
+pub const BILLING_METERED: &str = "billing/metered";
 
 /// The sidebar's metrics, in catalogue order.
 pub fn main_metrics() -> impl Iterator<Item = &'static Metric> {

@@ -3,6 +3,7 @@
 
 pub mod dcgm;
 pub mod kube;
+pub mod meter;
 pub mod metrics;
 pub mod owners;
 pub mod points;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 pub use self::kube::KubeletDirect;
 use self::kube::{KubeView, SummarySource};
+use self::meter::Meter;
 use self::metrics::Metrics;
 use self::owners::Owner;
 use self::points::{encode_summary, encode_totals, Totals};
@@ -71,6 +73,8 @@ pub struct CollectSettings {
     pub kubelet: Option<KubeletDirect>,
     /// Each node's DCGM exporter, e.g. `http://{address}:9400/metrics` (`{node}` works too).
     pub dcgm_url: Option<String>,
+    /// The memory gauge metered as usage (`KUBEMETER_BILLING_MEMORY`).
+    pub memory: crate::metering::MemorySource,
 }
 
 /// What one round did.
@@ -90,6 +94,7 @@ pub struct Collector {
     owners: HashMap<String, Owner>,
     metrics: Arc<Metrics>,
     writer: WriterHandle,
+    meter: Meter,
 }
 
 /// A client for the API server at `url`, or from kubeconfig / in-cluster config.
@@ -129,6 +134,7 @@ impl Collector {
                 "could not list nodes and pods from the Kubernetes API within {wait:?}; check KUBEMETER_KUBE_URL and the collector's RBAC"
             ),
         }
+        let meter = meter_for(&settings);
         Ok(Collector {
             view,
             source,
@@ -138,6 +144,7 @@ impl Collector {
             owners: HashMap::new(),
             metrics,
             writer,
+            meter,
         })
     }
 
@@ -181,6 +188,7 @@ impl Collector {
                     let mut buf = String::with_capacity(64 * 1024);
                     report.points +=
                         encode_summary(&summary, &cluster, &mut self.rates, &mut totals, &mut buf);
+                    self.meter.feed(&buf);
                     self.writer.send(buf).await;
                 }
                 Err(e) => {
@@ -196,6 +204,11 @@ impl Collector {
             report.points += encode_totals(&totals, &self.settings.cluster_name, t, &mut buf);
             self.writer.send(buf).await;
         }
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let metered = self.meter.flush(now, false);
+        if !metered.is_empty() {
+            self.writer.send(metered).await;
+        }
         self.rates.next_round(KEEP_ROUNDS);
         self.metrics.round_done(report.points);
         tracing::info!(
@@ -206,6 +219,49 @@ impl Collector {
         );
         report
     }
+}
+
+impl Collector {
+    /// Meters what was scraped but not yet metered (the last minutes, marked provisional so
+    /// the metering job completes them from raw samples) and hands it to the writer; call
+    /// before the collector is dropped.
+    pub async fn finish(mut self) {
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let metered = self.meter.flush(now, true);
+        if !metered.is_empty() {
+            self.writer.send(metered).await;
+        }
+    }
+}
+
+/// The start of the last minute this collector's shard metered before, if InfluxDB says.
+async fn last_metered_minute(influx: &InfluxClient, settings: &CollectSettings) -> Option<i64> {
+    let shard = settings.shard.map_or(0, |s| s.index).to_string();
+    let q = crate::metering::markers::select_latest(
+        crate::metering::period::Period::Minute,
+        &settings.cluster_name,
+        &shard,
+        settings.memory.as_str(),
+    );
+    let answer = influx.query_each_ns(&[q]).await.ok()?;
+    answer.first()?.first()?.values.first()?.first()?.as_i64()
+}
+
+/// The meter of a collector with `settings`: its cluster, its shard, its interval.
+fn meter_for(settings: &CollectSettings) -> Meter {
+    let scrape = crate::billing::ScrapeConfig::new(
+        i64::try_from(settings.interval.as_nanos()).unwrap_or(i64::MAX),
+    );
+    let lookback = crate::metering::MIN_LOOKBACK_NS.max(scrape.max_gap_ns().saturating_mul(2));
+    let (index, count) = settings.shard.map_or((0, 1), |s| (s.index, s.count));
+    Meter::new(
+        &settings.cluster_name,
+        index,
+        count,
+        scrape,
+        settings.memory,
+        lookback,
+    )
 }
 
 /// Merges the node's DCGM readings into its summary. A missing exporter costs the GPU
@@ -280,6 +336,7 @@ pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Res
     if let Err(e) = influx.create_database().await {
         tracing::warn!(error = %error_chain(&e), "cannot create the InfluxDB database now; samples will be spooled until InfluxDB answers");
     }
+    let influx_for_resume = influx.clone();
     let (writer, writer_task) =
         writer::spawn(influx, &settings.writer, metrics.clone()).map_err(|e| {
             anyhow::anyhow!(
@@ -289,10 +346,15 @@ pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Res
         })?;
     let once = settings.once;
     let interval = settings.interval;
+    let resume = last_metered_minute(&influx_for_resume, &settings).await;
     let mut collector =
         Collector::start(client, settings, metrics, writer, Duration::from_secs(60)).await?;
+    if let Some(last) = resume {
+        collector.meter.resume_after(last);
+    }
     if once {
         collector.round().await;
+        collector.finish().await;
     } else {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -303,8 +365,8 @@ pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Res
                 _ = &mut stop => break,
             }
         }
+        collector.finish().await;
     }
-    drop(collector);
     tracing::info!("flushing the writer");
     writer_task.await?;
     Ok(())

@@ -98,6 +98,7 @@ pub fn write_point_with_tagset(
 #[derive(Debug, Clone, PartialEq)]
 pub enum Field<'a> {
     Int(i64),
+    Bool(bool),
     /// A string field, quoted; backslashes and double quotes escaped, newlines as `\n`.
     Str(&'a str),
 }
@@ -125,6 +126,9 @@ pub fn write_fields(
         match value {
             Field::Int(v) => {
                 let _ = write!(buf, "{v}i");
+            }
+            Field::Bool(b) => {
+                let _ = write!(buf, "{b}");
             }
             Field::Str(text) => {
                 buf.push('"');
@@ -292,5 +296,132 @@ mod tests {
             line("m", &[("équipe", "données")], Value::Int(-2), 0),
             "m,équipe=données value=-2i 0\n"
         );
+    }
+}
+
+/// One point read back from line protocol this module wrote (`measurement,tags value=… t`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub measurement: String,
+    pub tags: Vec<(String, String)>,
+    pub value: Value,
+    pub time: i64,
+}
+
+/// The measurement of a line, unescaped, without parsing the rest (to skip lines quickly).
+pub fn measurement_of(line: &str) -> String {
+    let end = unescaped_position(line, &[',', ' ']).unwrap_or(line.len());
+    unescape(&line[..end])
+}
+
+/// Reads back a point with one field named `value`, as [`write_point`] writes it; `None` for
+/// anything else. Unescapes as InfluxDB does (`\,`, `\=`, `\ ` and `\\`).
+pub fn parse_point(line: &str) -> Option<Point> {
+    let line = line.trim_end_matches('\n');
+    let key_end = unescaped_position(line, &[' '])?;
+    let (key, rest) = (&line[..key_end], &line[key_end + 1..]);
+    let (fields, time) = rest.rsplit_once(' ')?;
+    let value = fields.strip_prefix("value=")?;
+    let value = match value.strip_suffix('i') {
+        Some(int) => Value::Int(int.parse().ok()?),
+        None => Value::Float(value.parse().ok()?),
+    };
+    let mut parts = split_unescaped(key, ',');
+    let measurement = unescape(parts.next()?);
+    let mut tags = Vec::new();
+    for part in parts {
+        let eq = unescaped_position(part, &['='])?;
+        tags.push((unescape(&part[..eq]), unescape(&part[eq + 1..])));
+    }
+    Some(Point {
+        measurement,
+        tags,
+        value,
+        time: time.parse().ok()?,
+    })
+}
+
+/// The byte position of the first of `seps` not escaped by a backslash.
+fn unescaped_position(s: &str, seps: &[char]) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if seps.contains(&c) {
+            return Some(i);
+        }
+    }
+    None
+}
+
+fn split_unescaped(s: &str, sep: char) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match unescaped_position(r, &[sep]) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(&n)) if matches!(n, ',' | '=' | ' ' | '\\') => {
+                out.push(n);
+                chars.next();
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn a_point_written_is_read_back_with_its_tags_unescaped() {
+        let mut buf = String::new();
+        write_point(
+            &mut buf,
+            "cpu/usage",
+            &[("pod_name", "web 1"), ("label_team", "a,b=c")],
+            Value::Int(42),
+            7,
+        )
+        .unwrap();
+        assert_eq!(measurement_of(&buf), "cpu/usage");
+        let p = parse_point(&buf).unwrap();
+        assert_eq!(p.measurement, "cpu/usage");
+        assert_eq!(
+            p.tags,
+            vec![
+                ("pod_name".to_string(), "web 1".to_string()),
+                ("label_team".to_string(), "a,b=c".to_string())
+            ]
+        );
+        assert_eq!((p.value, p.time), (Value::Int(42), 7));
+        let f = parse_point("m\\ x value=1.5 9\n").unwrap();
+        assert_eq!(
+            (f.measurement.as_str(), f.value),
+            ("m x", Value::Float(1.5))
+        );
+        assert!(parse_point("m other=1i 9").is_none());
     }
 }

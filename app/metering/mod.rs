@@ -1,48 +1,62 @@
 //! Metering: the billing math ([`crate::billing`]) fed from InfluxDB.
 //!
 //! The one aggregation engine behind `POST /api/billing`, the dashboard's billing page,
-//! `kubemeter export` and the rollup job: for a window it reads the billing rollups of whole
-//! weeks, days and hours where they are complete ([`rollups`], [`plan`]) and raw samples for
-//! everything else, an hour at a time ([`raw`]), restricted to the namespaces a caller may see
-//! ([`scope`]), and hands them to the pure functions in `billing`. Rollups and raw samples
-//! give the same integers (tested on real InfluxDB data), so which one a piece comes from
-//! only changes speed.
+//! `kubemeter export` and the rollup job. Usage is metered into rows per pod and period
+//! ([`rows`]): minutes by the collector as it scrapes (or by the rollup job from raw samples),
+//! then ten minutes, hours, days and weeks by the rollup job, each marked complete
+//! ([`markers`]). A statement over any window reads the longest complete periods that fit and,
+//! where an edge falls inside a minute, the slices of that minute taken inside the window
+//! ([`plan`]) — a few rows per pod whatever the window, never raw samples. What is not metered
+//! (yet) is a gap, and the statement says up to which instant it is complete.
+//!
+//! Raw samples ([`raw`]) remain the truth that rows are computed from and checked against:
+//! the same samples give the same integers either way.
 
 pub mod capacity;
+pub mod markers;
+pub mod period;
 pub mod plan;
 pub mod raw;
-pub mod rollups;
+pub mod rows;
 pub mod scope;
 pub mod series;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::billing::samples::{hour_ceil, hour_floor, NS_PER_HOUR, NS_PER_SEC};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::billing::samples::NS_PER_HOUR;
 use crate::billing::{
-    attach_capacity, build_statement, usage_from_raw, GroupBy, Modes, PodIdentity, PodUsage,
-    PriceBook, ScrapeConfig, Statement, Usage, Window,
+    attach_capacity, build_statement, usage_from_raw, Allocatable, GroupBy, Modes, PodIdentity,
+    PodUsage, PriceBook, ScrapeConfig, Statement, Usage, Window,
 };
 use crate::influx::client::{InfluxClient, InfluxError};
 use crate::influx::ql::Cond;
 use crate::users::Scope;
 
-use self::plan::{Marked, Piece};
-use self::rollups::Period;
+use self::markers::Marks;
+use self::period::Period;
+use self::plan::{Complete, Piece};
+use self::rows::{Kind, NodeRow, UsageRow};
 
 /// The look-back `L` of raw reads (see [`raw`]): at least an hour, and always well beyond the
 /// gap rule's 2.5 scrape intervals.
 pub const MIN_LOOKBACK_NS: i64 = NS_PER_HOUR;
 
-/// Reads of a statement from rollups before it is read from raw samples, when the rollup job
-/// keeps rewriting periods under it.
+/// Reads of a statement before it is read from raw samples, when the rollup job keeps
+/// rewriting periods under it.
 const REREADS: usize = 2;
 
-/// Pieces of a statement read at once: InfluxDB answers a few queries in parallel faster than
-/// one after the other, and raw hours stay few in memory.
-const PARALLEL_PIECES: usize = 3;
+/// Statements sent to InfluxDB in one request, and requests in flight at once.
+const STATEMENTS_PER_REQUEST: usize = 8;
+const PARALLEL_REQUESTS: usize = 3;
 
-/// Which memory gauge is billed (DESIGN §5: working set by default, `usage` configurable).
+/// The coarse periods whose markers are read over the whole window; minutes are looked up only
+/// where these leave gaps.
+const COARSE: [Period; 4] = [Period::Week, Period::Day, Period::Hour, Period::TenMinutes];
+
+/// Which memory gauge is billed (working set by default, `usage` configurable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MemorySource {
     #[default]
@@ -74,7 +88,7 @@ pub struct StatementQuery {
     pub window: Window,
     pub by: GroupBy,
     pub modes: Modes,
-    /// The namespaces the caller may see; pods elsewhere are not read at all.
+    /// The namespaces the caller may see; pods elsewhere are not counted.
     pub scope: Scope,
 }
 
@@ -96,18 +110,25 @@ pub enum MeteringError {
     Influx(#[from] InfluxError),
 }
 
+/// One read of metered rows: a statement and how to use its answer.
+#[derive(Debug, Clone)]
+struct Read {
+    statement: String,
+    period: Period,
+    kind: Kind,
+    /// Only what was taken in this window counts (part of a minute); whole periods count whole.
+    window: Window,
+    /// The price segment it belongs to.
+    segment: Window,
+    /// Pods' rows folded into their namespace, to add up with namespace rows.
+    fold_namespaces: bool,
+}
+
 impl Metering {
-    /// What rollups depend on besides the samples: the memory gauge and the scrape interval
-    /// (the gap rule), e.g. `working_set/15s`. Markers carry it, so a reader never takes
-    /// rollups computed under other settings.
+    /// What rows depend on besides the samples: the memory gauge. Markers carry it, so a
+    /// reader never takes rows computed for another gauge.
     pub fn basis(&self) -> String {
-        let ns = self.scrape.interval_ns;
-        let interval = if ns % NS_PER_SEC == 0 {
-            format!("{}s", ns / NS_PER_SEC)
-        } else {
-            format!("{ns}ns")
-        };
-        format!("{}/{interval}", self.memory.as_str())
+        self.memory.as_str().to_string()
     }
 
     /// The look-back `L` of raw reads for this scrape interval.
@@ -115,180 +136,217 @@ impl Metering {
         MIN_LOOKBACK_NS.max(self.scrape.max_gap_ns().saturating_mul(2))
     }
 
-    /// The statement for `q`: same numbers whoever asks. Whole weeks, days and hours come
-    /// from the billing rollups where they are complete, everything else from raw samples.
+    /// The statement for `q`: same numbers whoever asks, from metered rows.
     pub async fn statement(
         &self,
         q: &StatementQuery,
         progress: &dyn Progress,
     ) -> Result<Statement, MeteringError> {
-        self.statement_with(q, progress, Source::Rollups).await
-    }
-
-    /// The statement for `q` from raw samples only (slower; what rollups must agree with).
-    pub async fn statement_from_raw(
-        &self,
-        q: &StatementQuery,
-        progress: &dyn Progress,
-    ) -> Result<Statement, MeteringError> {
-        self.statement_with(q, progress, Source::Raw).await
-    }
-
-    /// Reads `q` from `source`; when the rollup job rewrote one of the periods it read in the
-    /// meantime (its marker changed), reads it again, and after [`REREADS`] tries from raw
-    /// samples, so a statement never mixes a half-rewritten period in.
-    async fn statement_with(
-        &self,
-        q: &StatementQuery,
-        progress: &dyn Progress,
-        mut source: Source,
-    ) -> Result<Statement, MeteringError> {
         let mut rereads = 0;
         loop {
-            let (st, seen) = self.read(q, progress, source).await?;
-            if source == Source::Raw || self.unchanged(&seen).await? {
+            let (st, seen) = self.read_metered(q, progress).await?;
+            if self.markers(q.window).await? == seen {
                 return Ok(st);
             }
             rereads += 1;
             tracing::info!(
                 rereads,
-                "billing rollups were rewritten while a statement read them; reading it again"
+                "metered rows were rewritten while a statement read them; reading it again"
             );
             if rereads >= REREADS {
-                source = Source::Raw;
+                return self.statement_from_raw(q, progress).await;
             }
         }
     }
 
-    /// The statement for `q`, and the markers each price segment was planned with.
-    async fn read(
+    /// The statement for `q` from raw samples only (slow; what metered rows must agree with).
+    pub async fn statement_from_raw(
         &self,
         q: &StatementQuery,
         progress: &dyn Progress,
-        source: Source,
-    ) -> Result<(Statement, Vec<(Window, Marked)>), MeteringError> {
-        let prices = self.prices.as_deref();
-        let segments = prices.map_or_else(|| vec![q.window], |b| b.segments(q.window));
-        let mut by_segment: HashMap<Window, Vec<PodUsage>> = HashMap::new();
-        let mut seen = Vec::with_capacity(segments.len());
-        // Node capacity is cluster-wide: only for callers who see every namespace.
-        let with_capacity = q.by == GroupBy::Node && q.scope == Scope::All;
+    ) -> Result<Statement, MeteringError> {
+        let Some(conds) = scope::conditions(&q.scope) else {
+            return Ok(self.build(q, HashMap::new(), BTreeMap::new(), None));
+        };
+        let segments = self.segments(q.window);
+        let with_capacity = with_capacity(q);
+        let mut by_segment = HashMap::new();
         let mut allocatable = BTreeMap::new();
-        // An empty scope sees nothing: no query at all, an empty statement.
-        if let Some(conds) = scope::conditions(&q.scope) {
-            let mut plans = Vec::with_capacity(segments.len());
-            for seg in &segments {
-                let marked = self.markers(*seg, source).await?;
-                plans.push((*seg, plan::pieces(*seg, &marked)));
-                seen.push((*seg, marked));
+        let total = segments
+            .iter()
+            .map(|s| plan::hours(*s).len() as u64)
+            .sum::<u64>();
+        let mut steps = Steps::new(progress, total);
+        for seg in &segments {
+            let mut acc = UsageByPod::default();
+            for hour in plan::hours(*seg) {
+                acc.add(self.raw_chunk(hour, &conds).await?);
+                steps.tick();
             }
-            let mut total = plans.iter().map(|(_, p)| p.len() as u64).sum();
+            by_segment.insert(*seg, visible(acc.finish(), &q.scope));
             if with_capacity {
-                total += segments.len() as u64;
-            }
-            let mut steps = Steps::new(progress, total);
-            for (seg, pieces) in plans {
-                let usage = self.usage(&pieces, &conds, &mut steps).await?;
-                by_segment.insert(seg, visible(usage, &q.scope));
-                if with_capacity {
-                    allocatable.insert(seg, capacity::allocatable_of(self, &pieces).await?);
-                    steps.tick();
-                }
+                let nodes = capacity::node_allocatable(self, *seg).await?;
+                allocatable.insert(*seg, nodes);
             }
         }
+        Ok(self.build(q, by_segment, allocatable, None))
+    }
+
+    fn segments(&self, w: Window) -> Vec<Window> {
+        self.prices
+            .as_deref()
+            .map_or_else(|| vec![w], |b| b.segments(w))
+    }
+
+    fn build(
+        &self,
+        q: &StatementQuery,
+        mut by_segment: HashMap<Window, Vec<PodUsage>>,
+        allocatable: BTreeMap<Window, Allocatable>,
+        complete_to: Option<i64>,
+    ) -> Statement {
+        let prices = self.prices.as_deref();
         let mut st = build_statement(q.window, &q.by, q.modes, prices, |seg| {
             by_segment.remove(&seg).unwrap_or_default()
         });
-        if with_capacity {
+        if with_capacity(q) {
             attach_capacity(&mut st, prices, &allocatable);
         }
-        Ok((st, seen))
+        st.complete_to = complete_to;
+        st
     }
 
-    /// Whether every segment's markers are still the ones it was read with.
-    async fn unchanged(&self, seen: &[(Window, Marked)]) -> Result<bool, InfluxError> {
-        for (seg, marked) in seen {
-            if self.markers(*seg, Source::Rollups).await? != *marked {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// The markers of the whole periods in `w` (none when reading raw samples only).
-    async fn markers(&self, w: Window, source: Source) -> Result<Marked, InfluxError> {
-        match (source, Window::new(hour_ceil(w.from), hour_floor(w.to))) {
-            (Source::Rollups, Some(whole)) => self.marked(whole).await,
-            _ => Ok(Marked::default()),
-        }
-    }
-
-    /// Starts of the hours, days and weeks in `w` whose rollups are complete.
-    pub async fn marked(&self, w: Window) -> Result<Marked, InfluxError> {
-        let periods = [Period::Hour, Period::Day, Period::Week];
-        let statements: Vec<String> = periods
+    /// Markers of every cluster over `w`: the coarse periods over all of it, minutes where
+    /// those leave gaps.
+    async fn markers(&self, w: Window) -> Result<BTreeMap<Period, Marks>, InfluxError> {
+        let basis = self.basis();
+        let statements: Vec<String> = COARSE
             .iter()
-            .map(|p| rollups::select_markers(*p, w, &self.basis()))
+            .map(|p| markers::select(*p, w, &basis))
             .collect();
         let answers = self.influx.query_each_ns(&statements).await?;
-        let mut marked = Marked::default();
-        for (period, answer) in periods.iter().zip(&answers) {
-            for (start, written) in rollups::decode_markers(answer) {
-                marked.insert_written(*period, start, written);
+        let mut marks: BTreeMap<Period, Marks> = COARSE
+            .iter()
+            .zip(&answers)
+            .map(|(p, a)| (*p, Marks::decode(a)))
+            .collect();
+        let gaps = self.uncovered(w, &marks);
+        if let (Some(first), Some(last)) = (gaps.first(), gaps.last()) {
+            // From the start of the minute the first gap begins in: a window edge inside a
+            // minute reads part of it.
+            let span = Window {
+                from: Period::Minute.floor(first.from),
+                to: last.to,
+            };
+            let answer = self
+                .influx
+                .query_each_ns(&[markers::select(Period::Minute, span, &basis)])
+                .await?;
+            marks.insert(Period::Minute, Marks::decode(&answer[0]));
+        }
+        Ok(marks)
+    }
+
+    /// The parts of `w` that no cluster covers with complete coarse periods.
+    fn uncovered(&self, w: Window, marks: &BTreeMap<Period, Marks>) -> Vec<Window> {
+        let clusters = clusters(marks);
+        if clusters.is_empty() {
+            return vec![w];
+        }
+        let mut gaps: Vec<Window> = clusters
+            .iter()
+            .flat_map(|c| plan::uncovered(w, &complete(marks, c), &COARSE))
+            .collect();
+        gaps.sort();
+        gaps
+    }
+
+    /// The statement for `q` from metered rows, and the markers it was planned with.
+    async fn read_metered(
+        &self,
+        q: &StatementQuery,
+        progress: &dyn Progress,
+    ) -> Result<(Statement, BTreeMap<Period, Marks>), MeteringError> {
+        let marks = self.markers(q.window).await?;
+        if scope::conditions(&q.scope).is_none() {
+            // An empty scope sees nothing: no rows are read at all.
+            let st = self.build(q, HashMap::new(), BTreeMap::new(), None);
+            return Ok((st, marks));
+        }
+        let segments = self.segments(q.window);
+        let namespace_rows = q.by == GroupBy::Namespace;
+        let mut reads = Vec::new();
+        let mut complete_to: Option<i64> = None;
+        for cluster in clusters(&marks) {
+            let done = complete(&marks, &cluster);
+            let by_job = marks
+                .get(&Period::Minute)
+                .map(|m| m.by_job(&cluster))
+                .unwrap_or_default();
+            // Up to where this cluster is metered: the start of a gap that reaches the end.
+            if let Some(Piece::Missing(gap)) = plan::pieces(q.window, &done).last() {
+                complete_to = Some(complete_to.map_or(gap.from, |c: i64| c.min(gap.from)));
+            }
+            for seg in &segments {
+                let pieces = plan::pieces(*seg, &done);
+                let how = ReadsOf {
+                    cluster: &cluster,
+                    segment: *seg,
+                    by_namespace: namespace_rows,
+                    nodes: with_capacity(q),
+                    job_minutes: &by_job,
+                };
+                reads.extend(how.reads(&pieces));
             }
         }
-        Ok(marked)
+        if clusters(&marks).is_empty() {
+            complete_to = Some(q.window.from);
+        }
+        let mut steps = Steps::new(progress, reads.len() as u64);
+        let (usage, nodes) = self.run_reads(&reads, &mut steps).await?;
+        let mut by_segment = HashMap::new();
+        for (seg, rows) in usage {
+            by_segment.insert(seg, visible(rows.finish(), &q.scope));
+        }
+        let st = self.build(q, by_segment, nodes, complete_to);
+        Ok((st, marks))
     }
 
-    /// Per-pod usage summed over `pieces`, one read per piece, [`PARALLEL_PIECES`] at once
-    /// (raw samples are read an hour at a time, so a month of them never sits in memory).
-    async fn usage(
+    /// Runs the reads, a few requests at a time, and adds their rows up per price segment.
+    async fn run_reads(
         &self,
-        pieces: &[Piece],
-        conds: &[Cond],
+        reads: &[Read],
         steps: &mut Steps<'_>,
-    ) -> Result<Vec<PodUsage>, InfluxError> {
-        use futures::{StreamExt, TryStreamExt};
-        let mut parts = futures::stream::iter(pieces.iter().copied())
-            .map(|piece| async move {
-                match piece {
-                    Piece::Raw(w) => self.raw_chunk(w, conds).await,
-                    Piece::Rollups(period, w) => self.rollups(period, w, conds).await,
-                }
+    ) -> Result<(BTreeMap<Window, UsageByPod>, BTreeMap<Window, Allocatable>), InfluxError> {
+        let mut usage: BTreeMap<Window, UsageByPod> = BTreeMap::new();
+        let mut nodes: BTreeMap<Window, Allocatable> = BTreeMap::new();
+        let mut answers = futures::stream::iter(reads.chunks(STATEMENTS_PER_REQUEST))
+            .map(|chunk| async move {
+                let statements: Vec<String> = chunk.iter().map(|r| r.statement.clone()).collect();
+                let answers = self.influx.query_each_ns(&statements).await?;
+                Ok::<_, InfluxError>(chunk.iter().zip(answers).collect::<Vec<_>>())
             })
-            .buffered(PARALLEL_PIECES);
-        let mut acc = UsageByPod::default();
-        while let Some(part) = parts.try_next().await? {
-            acc.add(part);
-            steps.tick();
+            .buffered(PARALLEL_REQUESTS);
+        while let Some(part) = answers.try_next().await? {
+            for (read, answer) in part {
+                match read.kind {
+                    Kind::Node => {
+                        let acc = nodes.entry(read.segment).or_default();
+                        for (_, row) in rows::decode_nodes(read.period, &answer) {
+                            add_node(acc, &row, read.window);
+                        }
+                    }
+                    Kind::Pod | Kind::Namespace => {
+                        let acc = usage.entry(read.segment).or_default();
+                        let rows = rows::decode_usage(read.period, &answer);
+                        let rows = rows.into_iter().map(|(_, r)| r);
+                        acc.add_rows(rows, read.window, read.fold_namespaces);
+                    }
+                }
+                steps.tick();
+            }
         }
-        Ok(acc.finish())
-    }
-
-    /// Per-pod usage from the rollups of `period` starting in `w`.
-    pub async fn rollups(
-        &self,
-        period: Period,
-        w: Window,
-        conds: &[Cond],
-    ) -> Result<Vec<PodUsage>, InfluxError> {
-        let answers = self
-            .influx
-            .query_each_ns(&[rollups::select(period, w, conds)])
-            .await?;
-        let mut acc = UsageByPod::default();
-        for answer in &answers {
-            acc.add(
-                rollups::decode(answer)
-                    .into_iter()
-                    .map(|r| PodUsage {
-                        identity: r.identity,
-                        usage: r.usage,
-                    })
-                    .collect(),
-            );
-        }
-        Ok(acc.finish())
+        Ok((usage, nodes))
     }
 
     /// Per-pod usage of one chunk from raw samples.
@@ -321,15 +379,133 @@ impl Metering {
     }
 }
 
-/// Where whole periods are read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    Rollups,
-    Raw,
+/// Node capacity is cluster-wide: only for statements by node of callers who see every
+/// namespace.
+fn with_capacity(q: &StatementQuery) -> bool {
+    q.by == GroupBy::Node && q.scope == Scope::All
 }
 
-/// Pods outside `scope` dropped (the queries already leave them out; this keeps the promise
-/// even if a tag were missing).
+/// The clusters with any marker in any period.
+fn clusters(marks: &BTreeMap<Period, Marks>) -> Vec<String> {
+    let mut out: Vec<String> = marks.values().flat_map(|m| m.clusters().cloned()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The complete periods of `cluster`.
+fn complete(marks: &BTreeMap<Period, Marks>, cluster: &str) -> Complete {
+    Complete(
+        marks
+            .iter()
+            .map(|(p, m)| (*p, m.complete(cluster)))
+            .collect(),
+    )
+}
+
+/// How a segment's pieces are read.
+struct ReadsOf<'a> {
+    cluster: &'a str,
+    segment: Window,
+    /// Namespace rows for whole periods of ten minutes and more (a statement by namespace).
+    by_namespace: bool,
+    /// Node rows too (capacity).
+    nodes: bool,
+    /// Minutes the job recomputed: their rows are the job's.
+    job_minutes: &'a std::collections::BTreeSet<i64>,
+}
+
+impl ReadsOf<'_> {
+    fn reads(&self, pieces: &[Piece]) -> Vec<Read> {
+        let mut out = Vec::new();
+        for piece in pieces {
+            match *piece {
+                Piece::Whole(Period::Minute, run) => {
+                    for (writers, w) in self.minute_runs(run) {
+                        self.push(&mut out, Period::Minute, w, w, writers);
+                    }
+                }
+                Piece::Whole(p, w) => self.push(&mut out, p, w, w, rows::Writers::Any),
+                Piece::PartOfMinute(w) => {
+                    let minute = Period::Minute.floor(w.from);
+                    let writers = self.writers_of(minute);
+                    self.push(
+                        &mut out,
+                        Period::Minute,
+                        Period::Minute.window(minute),
+                        w,
+                        writers,
+                    );
+                }
+                Piece::Missing(_) => {}
+            }
+        }
+        out
+    }
+
+    fn writers_of(&self, minute: i64) -> rows::Writers {
+        if self.job_minutes.contains(&minute) {
+            rows::Writers::Job
+        } else {
+            rows::Writers::Collector
+        }
+    }
+
+    /// A run of whole minutes cut where the writer whose rows count changes.
+    fn minute_runs(&self, run: Window) -> Vec<(rows::Writers, Window)> {
+        let mut out: Vec<(rows::Writers, Window)> = Vec::new();
+        for start in Period::Minute.starts_within(run) {
+            let writers = self.writers_of(start);
+            let w = Period::Minute.window(start);
+            match out.last_mut() {
+                Some((last, run)) if *last == writers && run.to == w.from => run.to = w.to,
+                _ => out.push((writers, w)),
+            }
+        }
+        out
+    }
+
+    /// Reads the rows of `period` starting in `rows_window`, counting what was taken in
+    /// `window`.
+    fn push(
+        &self,
+        out: &mut Vec<Read>,
+        period: Period,
+        rows_window: Window,
+        window: Window,
+        writers: rows::Writers,
+    ) {
+        let kind = if self.by_namespace && period != Period::Minute {
+            Kind::Namespace
+        } else {
+            Kind::Pod
+        };
+        let mut kinds = vec![kind];
+        if self.nodes {
+            kinds.push(Kind::Node);
+        }
+        for kind in kinds {
+            out.push(Read {
+                statement: rows::select_from(period, rows_window, self.cluster, kind, writers),
+                period,
+                kind,
+                window,
+                segment: self.segment,
+                fold_namespaces: self.by_namespace && kind == Kind::Pod,
+            });
+        }
+    }
+}
+
+fn add_node(acc: &mut Allocatable, row: &NodeRow, w: Window) {
+    let (cpu, memory) = row.in_window(w);
+    let e = acc.entry(row.node.clone()).or_default();
+    e.0 += cpu;
+    e.1 += memory;
+}
+
+/// Pods outside `scope` dropped (the rows hold every namespace of a cluster; this is where a
+/// caller's scope is applied).
 fn visible(usage: Vec<PodUsage>, scope: &Scope) -> Vec<PodUsage> {
     usage
         .into_iter()
@@ -344,12 +520,37 @@ pub struct UsageByPod(BTreeMap<PodIdentity, Usage>);
 impl UsageByPod {
     pub fn add(&mut self, part: Vec<PodUsage>) {
         for p in part {
-            match self.0.get_mut(&p.identity) {
-                Some(u) => u.merge(&p.usage),
-                None => {
-                    self.0.insert(p.identity, p.usage);
-                }
+            self.add_one(p.identity, &p.usage);
+        }
+    }
+
+    fn add_one(&mut self, identity: PodIdentity, usage: &Usage) {
+        match self.0.get_mut(&identity) {
+            Some(u) => u.merge(usage),
+            None => {
+                self.0.insert(identity, usage.clone());
             }
+        }
+    }
+
+    /// Adds rows' usage in `w`; `by_namespace` folds pods into their namespace (and GPU
+    /// model), as namespace rows are.
+    fn add_rows(&mut self, rows: impl Iterator<Item = UsageRow>, w: Window, by_namespace: bool) {
+        for row in rows {
+            let usage = row.usage_in(w);
+            if usage.is_empty() {
+                continue;
+            }
+            let identity = if by_namespace {
+                PodIdentity {
+                    namespace: row.identity.namespace,
+                    gpu_model: row.identity.gpu_model,
+                    ..PodIdentity::default()
+                }
+            } else {
+                row.identity
+            };
+            self.add_one(identity, &usage);
         }
     }
 

@@ -209,6 +209,35 @@ pub fn statements(w: Window, q: &RawQuery) -> Vec<String> {
     out
 }
 
+/// The series billing reads, in the order [`assemble_series`] takes them: measurement and
+/// Heapster `type` tag.
+pub fn inputs(memory: MemorySource) -> Vec<(&'static str, &'static str)> {
+    Input::ALL
+        .iter()
+        .map(|i| (i.measurement(memory), i.type_tag()))
+        .collect()
+}
+
+/// The measurement whose `model` tag names a pod's GPU model (tags `pod_id`, `model`).
+pub const GPU_MODEL_SERIES: &str = m::ACCELERATOR_MEMORY_TOTAL;
+
+/// Per-pod samples from series already in hand (the collector's own points, as it meters):
+/// `by_input` in the order of [`inputs`], then the accelerator series. The same assembly a
+/// read from InfluxDB goes through, so the same points give the same samples.
+pub fn assemble_series(
+    by_input: Vec<Vec<Series>>,
+    accelerators: Vec<Series>,
+    lookback_ns: i64,
+) -> Vec<PodSamples> {
+    let mut results = Vec::with_capacity(2 * by_input.len() + 1);
+    for series in by_input {
+        results.push(series);
+        results.push(Vec::new());
+    }
+    results.push(accelerators);
+    assemble(&results, lookback_ns)
+}
+
 /// Reads chunk `w` (with its look-back) into per-pod samples.
 pub async fn read(
     influx: &InfluxClient,

@@ -19,13 +19,15 @@ use kubemeter::collector::rates::Rates;
 use kubemeter::collector::summary::Summary;
 use kubemeter::influx::InfluxClient;
 use kubemeter::jobs::rollup;
-use kubemeter::metering::rollups::{self, Period};
+use kubemeter::metering::markers::{self, Mark};
+use kubemeter::metering::period::{Period, NS_PER_DAY};
+use kubemeter::metering::rows::{self, PeriodRows, UsageRow, JOB_WRITER};
 use kubemeter::metering::{MemorySource, Metering, Progress, Quiet, StatementQuery};
 use kubemeter::simulator::model::{Model, SimConfig, SimPod, SlotKind};
 use kubemeter::users::Scope;
 use serde_json::{json, Value};
 
-use crate::helpers::fresh_influx;
+use crate::helpers::{fresh_influx, meter};
 
 const S: i64 = 1_000_000_000;
 const MIB: u64 = 1 << 20;
@@ -348,6 +350,8 @@ async fn load(influx: &InfluxClient, pods: &[TestPod]) {
         }
     }
     influx.write(lines).await.expect("the points are written");
+    // Metered as the collector would have metered it while scraping.
+    meter(&metering(influx), ns(-15), ns(3_600)).await;
 }
 
 /// Allocatable of n1 (2 cores, 128 MiB: web-0 asks for more memory) and of n4, which runs
@@ -694,6 +698,12 @@ async fn load_simulated(
         t += chrono::Duration::seconds(step_s);
     }
     influx.write(lines).await.unwrap();
+    let m = Metering {
+        scrape: ScrapeConfig::new(step_s * S),
+        ..metering(influx)
+    };
+    let ns = |t: DateTime<Utc>| t.timestamp_nanos_opt().unwrap();
+    meter(&m, ns(from), ns(to) + 1).await;
 }
 
 fn sim_model(nodes: usize, pods_per_node: usize) -> Model {
@@ -793,7 +803,7 @@ async fn three_simulated_hours_bill_exactly_what_the_simulator_burned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rollups_and_raw_edges_give_the_statement_raw_samples_give() {
+async fn metered_rows_give_the_statement_raw_samples_give_for_windows_cut_anywhere() {
     let influx = fresh_influx().await;
     let model = sim_model(2, 10);
     let end = t0() + chrono::Duration::hours(3);
@@ -806,77 +816,104 @@ async fn rollups_and_raw_edges_give_the_statement_raw_samples_give() {
     )
     .await;
     let m = metering(&influx);
+    // Metering again (as the job does after a restart) changes nothing: 3 hours of minutes,
+    // their 18 ten-minute periods and 3 hours, all from raw samples.
     let hours = Window::new(ns(0), ns(3 * 3_600)).unwrap();
-    let report = rollup::roll_up(&m, hours, &Quiet).await.unwrap();
-    assert_eq!((report.hours, report.days), (3, 0));
+    let report = rollup::roll_up(&m, "sim", hours, &Quiet).await.unwrap();
+    assert_eq!(report.minutes, 180);
+    assert_eq!(
+        (report.made(Period::TenMinutes), report.made(Period::Hour)),
+        (18, 3)
+    );
 
-    // 00:20 to 02:50: raw edges, one rolled-up hour (01:00), and raw again for 02:00 once
-    // its marker is gone (as if the job had not reached it yet).
+    // 00:20:07.5 to 02:50:33: part of a minute, minutes, ten minutes, an hour, ten minutes,
+    // minutes and part of a minute again, each from its rows.
     let q = |by| StatementQuery {
-        window: Window::new(ns(1_200), ns(10_200)).unwrap(),
+        window: Window::new(ns(1_207) + S / 2, ns(10_233)).unwrap(),
         by,
         modes: Modes::default(),
         scope: Scope::All,
     };
-    for by in [GroupBy::Pod, GroupBy::Namespace, GroupBy::Node] {
+    let mut raw_by_pod = None;
+    for by in [
+        GroupBy::Pod,
+        GroupBy::Namespace,
+        GroupBy::Node,
+        GroupBy::Workload,
+    ] {
         let raw = m.statement_from_raw(&q(by.clone()), &Quiet).await.unwrap();
-        let rolled = m.statement(&q(by.clone()), &Quiet).await.unwrap();
-        assert_eq!(rolled, raw, "by {by:?}");
+        assert!(!raw.rows.is_empty());
+        let metered = m.statement(&q(by.clone()), &Quiet).await.unwrap();
+        assert_eq!(metered, raw, "by {by:?}");
+        assert_eq!(metered.complete_to, None);
+        if by == GroupBy::Pod {
+            raw_by_pod = Some(raw);
+        }
     }
-    assert_eq!(m.marked(hours).await.unwrap().hours.len(), 3);
-    // Rollups made on another basis (here the working set) are not taken by a reader billing
-    // memory usage: it reads raw samples.
+    let raw = raw_by_pod.unwrap();
+    // Rows made for another memory gauge are not taken by a reader billing memory usage:
+    // nothing is metered for it, and the statement says so.
     let other = Metering {
         memory: MemorySource::Usage,
         ..metering(&influx)
     };
-    assert_eq!(m.basis(), "working_set/15s");
-    assert!(other.marked(hours).await.unwrap().hours.is_empty());
+    let none = other.statement(&q(GroupBy::Pod), &Quiet).await.unwrap();
+    assert!(none.rows.is_empty());
+    assert_eq!(none.complete_to, Some(q(GroupBy::Pod).window.from));
+
+    // Without the 01:00 hour's marker, the hour is read from its ten-minute rows: the same.
     influx
-        .query(&rollups::delete(Period::Hour, ns(7_200))[0])
-        .await
-        .unwrap();
-    let raw = m
-        .statement_from_raw(&q(GroupBy::Pod), &Quiet)
+        .query(&markers::delete(Period::Hour, ns(3_600), "sim"))
         .await
         .unwrap();
     assert_eq!(m.statement(&q(GroupBy::Pod), &Quiet).await.unwrap(), raw);
 
-    // Whole hours really come from the rollup points: one more core-second in one pod's
-    // 01:00 point shows in the statement, and only in that pod's row.
-    let hour1 = Window::new(ns(3_600), ns(7_200)).unwrap();
-    let stored = m.rollups(Period::Hour, hour1, &[]).await.unwrap();
-    assert_eq!(stored, m.raw_chunk(hour1, &[]).await.unwrap());
-    let mut tampered = stored[0].clone();
-    tampered.usage.quantities.cpu.usage += mcore_ns(1);
-    let mut point = String::new();
-    rollups::encode(
-        &mut point,
-        Period::Hour,
-        &rollups::Rollup {
-            identity: tampered.identity.clone(),
-            start: hour1.from,
-            usage: tampered.usage.clone(),
-        },
+    // Whole periods really come from their rows: one more core-second in one pod's 01:00
+    // ten-minute row shows in the statement, and only in that pod's row.
+    let ten = Period::TenMinutes.window(ns(3_600));
+    let answer = influx
+        .query_each_ns(&[rows::select(
+            Period::TenMinutes,
+            ten,
+            "sim",
+            rows::Kind::Pod,
+        )])
+        .await
+        .unwrap();
+    let mut stored: Vec<UsageRow> = rows::decode_usage(Period::TenMinutes, &answer[0])
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    stored[0].usage.quantities.cpu.usage += mcore_ns(1);
+    let tampered = stored[0].identity.clone();
+    let mut buf = String::new();
+    let period = PeriodRows {
+        pods: stored,
+        ..PeriodRows::default()
+    };
+    rows::encode(
+        &mut buf,
+        Period::TenMinutes,
+        ten.from,
+        "sim",
+        JOB_WRITER,
+        &period,
     )
     .unwrap();
-    influx.write(point).await.unwrap();
+    influx.write(buf).await.unwrap();
     let changed = m.statement(&q(GroupBy::Pod), &Quiet).await.unwrap();
-    let key = vec![
-        tampered.identity.namespace.clone(),
-        tampered.identity.pod.clone(),
-    ];
+    let key = vec![tampered.namespace.clone(), tampered.pod.clone()];
     for (a, b) in changed.rows.iter().zip(&raw.rows) {
         let extra = if a.key == key { mcore_ns(1) } else { 0 };
         assert_eq!(a.quantities.cpu.usage, b.quantities.cpu.usage + extra);
     }
 
-    // Rewriting an hour is idempotent: the same points, the same statement.
-    rollup::roll_up(&m, hours, &Quiet).await.unwrap();
-    rollup::roll_up(&m, hours, &Quiet).await.unwrap();
+    // Metering again is idempotent: the same rows, the same statement.
+    rollup::roll_up(&m, "sim", hours, &Quiet).await.unwrap();
+    rollup::roll_up(&m, "sim", hours, &Quiet).await.unwrap();
     assert_eq!(m.statement(&q(GroupBy::Pod), &Quiet).await.unwrap(), raw);
 
-    // The job starts rewriting 01:00 just after a statement planned to read its rollups: the
+    // The job starts rewriting 01:00 just after a statement planned to read its rows: the
     // statement notices the marker change and reads again, rather than missing the hour.
     let rewrite = RewriteUnderReader {
         influx: influx.clone(),
@@ -887,8 +924,8 @@ async fn rollups_and_raw_edges_give_the_statement_raw_samples_give() {
     assert!(rewrite.done.load(Ordering::SeqCst));
 }
 
-/// Deletes an hour's marker and rollups (the first half of the job's rewrite) when a
-/// statement starts reading, once.
+/// Deletes an hour's marker and rows (the first half of the job's rewrite) when a statement
+/// starts reading, once.
 struct RewriteUnderReader {
     influx: InfluxClient,
     hour: i64,
@@ -900,9 +937,11 @@ impl Progress for RewriteUnderReader {
         if done == 0 && !self.done.swap(true, Ordering::SeqCst) {
             tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current().block_on(async {
-                    for q in rollups::delete(Period::Hour, self.hour) {
-                        self.influx.query(&q).await.unwrap();
-                    }
+                    let q = [
+                        markers::delete(Period::Hour, self.hour, "sim"),
+                        rows::delete(Period::Hour, self.hour, "sim"),
+                    ];
+                    self.influx.query_each_ns(&q).await.unwrap();
                 })
             });
         }
@@ -910,9 +949,10 @@ impl Progress for RewriteUnderReader {
 }
 
 #[tokio::test]
-async fn a_day_rolled_up_from_its_hours_gives_the_statement_raw_samples_give() {
+async fn a_day_made_from_its_hours_gives_the_statement_raw_samples_give() {
     let influx = fresh_influx().await;
     // One node, a day at 60 s (a coarser scrape keeps the test quick; the rule is the same).
+    // Loading meters it, as the collector and the job would.
     let model = sim_model(1, 6);
     let end = t0() + chrono::Duration::days(1) + chrono::Duration::hours(1);
     load_simulated(
@@ -927,18 +967,9 @@ async fn a_day_rolled_up_from_its_hours_gives_the_statement_raw_samples_give() {
         scrape: ScrapeConfig::new(60 * S),
         ..metering(&influx)
     };
-    let report = rollup::roll_up(&m, Window::new(ns(0), ns(25 * 3_600)).unwrap(), &Quiet)
-        .await
-        .unwrap();
-    assert_eq!((report.hours, report.days), (25, 1));
-    let marked = m
-        .marked(Window::new(ns(0), ns(86_400)).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(marked.days.into_iter().collect::<Vec<_>>(), vec![ns(0)]);
-    // The day from its daily rollup, the next hour from its hourly one, a raw edge.
+    // The day from its day row, the next hour from its hour row, part of the next minute.
     let q = StatementQuery {
-        window: Window::new(ns(0), ns(86_400 + 3_600 + 600)).unwrap(),
+        window: Window::new(ns(0), ns(86_400 + 3_600 + 30)).unwrap(),
         by: GroupBy::Workload,
         modes: Modes::default(),
         scope: Scope::Only(vec!["team-a".into(), "kube-system".into()]),
@@ -946,7 +977,7 @@ async fn a_day_rolled_up_from_its_hours_gives_the_statement_raw_samples_give() {
     let raw = m.statement_from_raw(&q, &Quiet).await.unwrap();
     assert!(!raw.rows.is_empty());
     assert_eq!(m.statement(&q, &Quiet).await.unwrap(), raw);
-    // By node, capacity too comes from the day's node rollup: the same integers.
+    // By node, capacity too comes from the day's node row: the same integers.
     let q = StatementQuery {
         by: GroupBy::Node,
         scope: Scope::All,
@@ -955,61 +986,97 @@ async fn a_day_rolled_up_from_its_hours_gives_the_statement_raw_samples_give() {
     let raw = m.statement_from_raw(&q, &Quiet).await.unwrap();
     assert!(raw.totals.capacity.unwrap().cpu.capacity > 0);
     assert_eq!(m.statement(&q, &Quiet).await.unwrap(), raw);
+    // The day was made from hours: a report of a second pass makes nothing new.
+    let again = rollup::roll_up(&m, "sim", Window::new(ns(0), ns(86_400)).unwrap(), &Quiet)
+        .await
+        .unwrap();
+    assert_eq!(again.made(Period::Day), 1, "rewritten from rewritten hours");
 }
 
 #[tokio::test]
-async fn a_week_rolled_up_from_its_days_reads_the_same_as_its_days() {
+async fn a_week_is_made_from_its_days_once_all_seven_are_complete() {
     let influx = fresh_influx().await;
     load(&influx, &pods()).await;
     let m = metering(&influx);
-    rollup::roll_up(&m, Window::new(ns(0), ns(3_600)).unwrap(), &Quiet)
+    let answer = influx
+        .query_each_ns(&[rows::select(
+            Period::Hour,
+            Period::Hour.window(ns(0)),
+            "test",
+            rows::Kind::Pod,
+        )])
         .await
         .unwrap();
-    let hour = m
-        .rollups(Period::Hour, Period::Hour.window(ns(0)), &[])
-        .await
-        .unwrap();
+    let hour: Vec<UsageRow> = rows::decode_usage(Period::Hour, &answer[0])
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    assert!(!hour.is_empty());
     // Days of the week from Monday 2026-10-05, each pod's day 24 × its real hour, written as
     // the job writes days; Sunday is left out at first.
     let monday = ns(4 * 86_400);
     let write_day = |d: i64| {
+        let day = monday + d * NS_PER_DAY;
+        let pods: Vec<UsageRow> = hour
+            .iter()
+            .map(|p| {
+                let mut usage = p.usage.clone();
+                for _ in 1..24 {
+                    usage.quantities += p.usage.quantities;
+                }
+                usage.observed = Default::default();
+                usage.observed.insert(day, day + NS_PER_DAY);
+                UsageRow { usage, ..p.clone() }
+            })
+            .collect();
         let mut buf = String::new();
-        let day = monday + d * rollups::NS_PER_DAY;
-        for p in &hour {
-            let mut usage = p.usage.clone();
-            for _ in 1..24 {
-                usage.quantities += p.usage.quantities;
-            }
-            usage.observed = Default::default();
-            usage.observed.insert(day, day + rollups::NS_PER_DAY);
-            let r = rollups::Rollup {
-                identity: p.identity.clone(),
-                start: day,
-                usage,
-            };
-            rollups::encode(&mut buf, Period::Day, &r).unwrap();
-        }
-        rollups::encode_marker(&mut buf, Period::Day, day, hour.len(), &m.basis(), 0).unwrap();
+        let period = PeriodRows {
+            namespaces: rows::namespace_rows(&pods),
+            pods,
+            nodes: vec![],
+        };
+        rows::encode(&mut buf, Period::Day, day, "test", JOB_WRITER, &period).unwrap();
+        let mark = Mark {
+            rows: period.pods.len() as i64,
+            shards: 1,
+            written: 1,
+            provisional: false,
+        };
+        markers::encode(
+            &mut buf,
+            Period::Day,
+            day,
+            "test",
+            &m.basis(),
+            JOB_WRITER,
+            mark,
+        )
+        .unwrap();
         buf
     };
     for d in 0..6 {
         influx.write(write_day(d)).await.unwrap();
     }
-    assert!(!rollup::roll_up_from_parts(&m, Period::Week, monday)
-        .await
-        .unwrap());
-    influx.write(write_day(6)).await.unwrap();
     let week = StatementQuery {
         window: Period::Week.window(monday),
         by: GroupBy::Pod,
         modes: Modes::default(),
         scope: Scope::All,
     };
-    let from_days = m.statement(&week, &Quiet).await.unwrap();
-    assert!(rollup::roll_up_from_parts(&m, Period::Week, monday)
+    let mut report = rollup::RollupReport::default();
+    rollup::cascade(&m, "test", week.window, &mut report)
         .await
-        .unwrap());
-    assert_eq!(m.marked(week.window).await.unwrap().weeks.len(), 1);
+        .unwrap();
+    assert_eq!(report.made(Period::Week), 0, "Sunday is missing");
+    let six_days = m.statement(&week, &Quiet).await.unwrap();
+    assert_eq!(six_days.complete_to, Some(monday + 6 * NS_PER_DAY));
+    influx.write(write_day(6)).await.unwrap();
+    let from_days = m.statement(&week, &Quiet).await.unwrap();
+    assert_eq!(from_days.complete_to, None);
+    rollup::cascade(&m, "test", week.window, &mut report)
+        .await
+        .unwrap();
+    assert_eq!(report.made(Period::Week), 1);
     let from_week = m.statement(&week, &Quiet).await.unwrap();
     assert_eq!(from_week, from_days);
     // 7 days × 24 hours of web-0's 718 core-seconds an hour.
@@ -1017,4 +1084,129 @@ async fn a_week_rolled_up_from_its_days_reads_the_same_as_its_days() {
         row(&from_week, &["shop", "web-0"]).quantities.cpu.usage,
         mcore_ns(718 * 24 * 7)
     );
+    // By namespace the week reads its namespace rows: the same totals.
+    let by_ns = StatementQuery {
+        by: GroupBy::Namespace,
+        ..week.clone()
+    };
+    assert_eq!(
+        m.statement(&by_ns, &Quiet).await.unwrap().totals,
+        from_week.totals
+    );
+}
+
+/// Rounds of the simulated cluster every `step_s` in `[from, to]` through the collector's
+/// encoder and its meter (restarted, as a collector restarting, at `restart`): raw points and
+/// metered minutes written as the collector writes them.
+async fn scrape_and_meter(
+    influx: &InfluxClient,
+    model: &Model,
+    (from, to, step_s): (DateTime<Utc>, DateTime<Utc>, i64),
+    restart: DateTime<Utc>,
+) -> usize {
+    use kubemeter::collector::meter::Meter;
+    let new_meter = || {
+        Meter::new(
+            "sim",
+            0,
+            1,
+            ScrapeConfig::new(step_s * S),
+            MemorySource::WorkingSet,
+            3_600 * S,
+        )
+    };
+    let mut meter = new_meter();
+    let mut rates = Rates::default();
+    let mut t = from;
+    let mut restarted = false;
+    let mut minutes_lines = 0;
+    while t <= to {
+        if t >= restart && !restarted {
+            // A collector stops (metering what it has) and a new one starts where it stopped.
+            let stop = meter.flush(t.timestamp_nanos_opt().unwrap(), true);
+            minutes_lines += stop.lines().count();
+            influx.write(stop).await.unwrap();
+            meter = new_meter();
+            meter.resume_after(ns(0) + (restart - t0()).num_minutes() * 60 * S - 60 * S);
+            rates = Rates::default();
+            restarted = true;
+        }
+        let pods = model.pods_at(t);
+        let cluster = Cluster {
+            name: "sim".into(),
+            pods: pods
+                .iter()
+                .map(|p| ((p.namespace.clone(), p.name.clone()), sim_info(p)))
+                .collect(),
+            nodes: sim_nodes(model),
+        };
+        let mut lines = String::new();
+        for n in 0..model.config.nodes {
+            encode_summary(
+                &model.summary(n, t),
+                &cluster,
+                &mut rates,
+                &mut Totals::default(),
+                &mut lines,
+            );
+        }
+        meter.feed(&lines);
+        let metered = meter.flush(t.timestamp_nanos_opt().unwrap(), false);
+        minutes_lines += metered.lines().count();
+        lines.push_str(&metered);
+        influx.write(lines).await.unwrap();
+        t += chrono::Duration::seconds(step_s);
+    }
+    let last = meter.flush(t.timestamp_nanos_opt().unwrap(), true);
+    minutes_lines += last.lines().count();
+    influx.write(last).await.unwrap();
+    minutes_lines
+}
+
+#[tokio::test]
+async fn minutes_metered_at_ingest_give_the_statement_raw_samples_give() {
+    let influx = fresh_influx().await;
+    let model = sim_model(2, 8);
+    let end = t0() + chrono::Duration::minutes(40);
+    let written = scrape_and_meter(
+        &influx,
+        &model,
+        (t0() - chrono::Duration::seconds(15), end, 15),
+        t0() + chrono::Duration::seconds(725),
+    )
+    .await;
+    assert!(written > 0);
+    let m = metering(&influx);
+    // Everything the collector metered was provisional (it ran for less than the look-back):
+    // as written, the minutes give the raw statement anywhere but around the restart, where
+    // the new collector lacked the old one's samples. Windows before the restart:
+    let q = |from: i64, to: i64, by: GroupBy| StatementQuery {
+        window: Window::new(from, to).unwrap(),
+        by,
+        modes: Modes::default(),
+        scope: Scope::All,
+    };
+    for by in [GroupBy::Pod, GroupBy::Node] {
+        let before = q(ns(7) + S / 3, ns(600) + 11, by);
+        let raw = m.statement_from_raw(&before, &Quiet).await.unwrap();
+        assert!(!raw.rows.is_empty());
+        assert_eq!(
+            m.statement(&before, &Quiet).await.unwrap(),
+            raw,
+            "{:?}",
+            before.by
+        );
+    }
+    // The metering job recomputes the provisional minutes from raw samples and completes the
+    // ten-minute periods: then every window gives the raw statement, the restart included.
+    let now = ns(40 * 60) + 5 * 60 * S;
+    let report = rollup::run_recent(&m, "sim", now, &Quiet).await.unwrap();
+    assert!(report.minutes >= 40, "{report:?}");
+    assert_eq!(report.made(Period::TenMinutes), 4);
+    for by in [GroupBy::Pod, GroupBy::Namespace, GroupBy::Node] {
+        let around = q(ns(61) + S / 2, ns(40 * 60) - 3, by);
+        let raw = m.statement_from_raw(&around, &Quiet).await.unwrap();
+        let metered = m.statement(&around, &Quiet).await.unwrap();
+        assert_eq!(metered, raw, "{:?}", around.by);
+    }
 }

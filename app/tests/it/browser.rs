@@ -252,6 +252,9 @@ async fn in_a_real_browser_a_user_signs_in_reads_a_chart_and_rows_and_signs_out(
     add_user(&db, "alice", Role::Viewer, &[]).await;
     let app = spawn_app_with_users(Some(db)).await;
     app.influx.write(cpu_counter()).await.unwrap();
+    let metering = kubemeter::config::BillingSettings::default().metering(app.influx.clone());
+    let dec1 = 1_512_086_400 * 1_000_000_000;
+    crate::helpers::meter(&metering, dec1, dec1 + 180_000_000_000).await;
     let driver = Driver::start().await;
     let browser = driver.session().await;
 

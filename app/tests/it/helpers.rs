@@ -250,6 +250,7 @@ pub async fn start_collector_with(
         shard: None,
         kubelet,
         dcgm_url,
+        memory: Default::default(),
     };
     let metrics = std::sync::Arc::new(Metrics::default());
     let (handle, task) = writer::spawn(influx.clone(), &settings.writer, metrics.clone()).unwrap();
@@ -317,4 +318,23 @@ pub async fn fresh_sql_databases() -> Vec<(&'static str, kubemeter::users::Db)> 
         dbs.push((label, db));
     }
     dbs
+}
+
+/// Meters what `m`'s InfluxDB holds in `[from, to)` (widened to whole minutes) from raw
+/// samples, for every cluster in the data, as the collector and the metering job do for live
+/// data: minutes, then every longer period they complete. Statements read metered rows only.
+pub async fn meter(m: &kubemeter::metering::Metering, from: i64, to: i64) {
+    use kubemeter::jobs::rollup;
+    use kubemeter::metering::period::Period;
+    let minute = Period::Minute.len_ns();
+    let w = kubemeter::billing::Window::new(
+        Period::Minute.floor(from),
+        Period::Minute.floor(to - 1) + minute,
+    )
+    .expect("a window to meter");
+    for cluster in rollup::clusters(m).await.expect("the clusters in the data") {
+        rollup::roll_up(m, &cluster, w, &kubemeter::metering::Quiet)
+            .await
+            .expect("metering from raw samples");
+    }
 }

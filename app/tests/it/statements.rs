@@ -12,8 +12,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    fresh_influx, fresh_sql_databases, spawn_app_with, start_collector, start_simulator, TestApp,
-    PASSWORD, USER,
+    fresh_influx, fresh_sql_databases, meter, spawn_app_with, start_collector, start_simulator,
+    TestApp, PASSWORD, USER,
 };
 use crate::web::{add_user, Visitor};
 use kubemeter::api::billing::StatementParams;
@@ -36,6 +36,10 @@ async fn metered_cluster() -> (InfluxClient, String, String) {
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     run.finish().await;
+    // Metered from the raw samples, as the collector's metering and job do.
+    let now = Utc::now().timestamp_nanos_opt().unwrap();
+    let metering = BillingSettings::default().metering(influx.clone());
+    meter(&metering, now - 3_600_000_000_000, now).await;
     let hour = Utc::now()
         .duration_trunc(chrono::Duration::hours(1))
         .unwrap();
