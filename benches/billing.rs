@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use kubemeter::billing::samples::{NS_PER_HOUR, NS_PER_SEC};
-use kubemeter::billing::{GroupBy, Modes, ScrapeConfig, Window};
+use kubemeter::billing::{GroupBy, Modes, Window};
 use kubemeter::catalogue::name as m;
 use kubemeter::influx::client::InfluxAuth;
 use kubemeter::influx::line::{tagset, write_point_with_tagset, Value};
@@ -181,7 +181,6 @@ async fn main() -> anyhow::Result<()> {
     influx.create_database().await?;
     let m = Metering {
         influx: influx.clone(),
-        scrape: ScrapeConfig::new(STEP_S * NS_PER_SEC),
         prices: None,
         memory: MemorySource::WorkingSet,
     };

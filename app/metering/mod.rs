@@ -18,10 +18,10 @@ pub mod series;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::billing::samples::{hour_ceil, hour_floor, NS_PER_HOUR, NS_PER_SEC};
+use crate::billing::samples::{hour_ceil, hour_floor, NS_PER_HOUR};
 use crate::billing::{
     attach_capacity, build_statement, usage_from_raw, GroupBy, Modes, PodIdentity, PodUsage,
-    PriceBook, ScrapeConfig, Statement, Usage, Window,
+    PriceBook, Statement, Usage, Window,
 };
 use crate::influx::client::{InfluxClient, InfluxError};
 use crate::influx::ql::Cond;
@@ -30,9 +30,10 @@ use crate::users::Scope;
 use self::plan::{Marked, Piece};
 use self::rollups::Period;
 
-/// The look-back `L` of raw reads (see [`raw`]): at least an hour, and always well beyond the
-/// gap rule's 2.5 scrape intervals.
-pub const MIN_LOOKBACK_NS: i64 = NS_PER_HOUR;
+/// The look-back `L` of raw reads (see [`raw`]): an hour, the same for every reader, so that
+/// quantities depend on the data only. It is far beyond the gap rule's 2.5 intervals of any
+/// usual collection (15 s to 5 min); a predecessor older than it is no predecessor.
+pub const LOOKBACK_NS: i64 = NS_PER_HOUR;
 
 /// Reads of a statement from rollups before it is read from raw samples, when the rollup job
 /// keeps rewriting periods under it.
@@ -63,7 +64,6 @@ impl MemorySource {
 #[derive(Clone)]
 pub struct Metering {
     pub influx: InfluxClient,
-    pub scrape: ScrapeConfig,
     pub prices: Option<Arc<PriceBook>>,
     pub memory: MemorySource,
 }
@@ -97,22 +97,17 @@ pub enum MeteringError {
 }
 
 impl Metering {
-    /// What rollups depend on besides the samples: the memory gauge and the scrape interval
-    /// (the gap rule), e.g. `working_set/15s`. Markers carry it, so a reader never takes
-    /// rollups computed under other settings.
+    /// What rollups depend on besides the samples: the memory gauge, e.g. `working_set`.
+    /// Markers carry it, so a reader never takes rollups computed under other settings. (The
+    /// gap rule's interval is the data's own, so it is no part of it; markers of rollups made
+    /// when it was the reader's, `working_set/15s`, match no reader any more.)
     pub fn basis(&self) -> String {
-        let ns = self.scrape.interval_ns;
-        let interval = if ns % NS_PER_SEC == 0 {
-            format!("{}s", ns / NS_PER_SEC)
-        } else {
-            format!("{ns}ns")
-        };
-        format!("{}/{interval}", self.memory.as_str())
+        self.memory.as_str().to_string()
     }
 
-    /// The look-back `L` of raw reads for this scrape interval.
+    /// The look-back `L` of raw reads.
     pub fn lookback_ns(&self) -> i64 {
-        MIN_LOOKBACK_NS.max(self.scrape.max_gap_ns().saturating_mul(2))
+        LOOKBACK_NS
     }
 
     /// The statement for `q`: same numbers whoever asks. Whole weeks, days and hours come
@@ -293,11 +288,7 @@ impl Metering {
 
     /// Per-pod usage of one chunk from raw samples.
     pub async fn raw_chunk(&self, w: Window, conds: &[Cond]) -> Result<Vec<PodUsage>, InfluxError> {
-        Ok(usage_from_raw(
-            &self.raw_samples(w, conds).await?,
-            w,
-            self.scrape,
-        ))
+        Ok(usage_from_raw(&self.raw_samples(w, conds).await?, w))
     }
 
     /// The raw samples of chunk `w` and its look-back, restricted by `conds`.

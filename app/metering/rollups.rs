@@ -8,12 +8,14 @@
 //!   and `host_network=true` when they apply;
 //! * integer fields `<quantity>_hi` and `<quantity>_lo` with `q = hi × 10⁹ + lo` for each exact
 //!   quantity (`cpu_usage|request|max` in millicore-ns, `memory_*` and `ephemeral_*` in
-//!   byte-ns, `gpu` in GPU-ns, `net_rx`, `net_tx` in bytes). A GiB held for an hour is
+//!   byte-ns, `gpu` in GPU-ns, `net_rx`, `net_tx` in bytes; GPU efficiency: `gpu_util` in
+//!   percent-ns, `gpu_memory_used|total` in byte-ns). A GiB held for an hour is
 //!   3.9 × 10²¹ byte-ns, past InfluxDB's i64; split this way every part fits, and
 //!   `sum("x_hi")`, `sum("x_lo")` stay exact for one pod over years. Zero parts are left out
 //!   (read back as 0);
 //! * string field `row`: the whole rollup in one value (identity, quantities as exact decimal
-//!   integers, observed intervals as `a:b,c:d` in ns relative to the point's time), as JSON.
+//!   integers, observed intervals as `a:b,c:d` in ns relative to the point's time, where the
+//!   CPU came from when not only the counter), as JSON.
 //!   It is what kubemeter reads: InfluxDB 1.x returns one field of 30 000 points several
 //!   times faster than 25 fields or `GROUP BY *`, which is what keeps a month of 1 000 pods
 //!   well under 200 ms. The integer fields are for InfluxQL users (`sum()` over them is
@@ -22,7 +24,7 @@
 //! Nodes' allocatable over each period is kept beside them (`billing/node_*`, see
 //! [`super::capacity`]) and rewritten with them.
 //!
-//! A marker `billing/rolled_up,basis=<memory gauge>/<scrape interval>,period=hour|day|week
+//! A marker `billing/rolled_up,basis=<memory gauge>,period=hour|day|week
 //! pods=<n>i,written=<ns>i <start>` says the period's points are complete and how they were computed;
 //! readers use rollups only for periods marked on their own basis, raw samples for the rest.
 
@@ -31,7 +33,7 @@ use std::collections::BTreeMap;
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::billing::{IntervalSet, PodIdentity, Quantities, Triple, Usage, Window};
+use crate::billing::{CpuSource, IntervalSet, PodIdentity, Quantities, Triple, Usage, Window};
 use crate::catalogue::{
     BILLING_NODE_DAY, BILLING_NODE_HOUR, BILLING_NODE_WEEK, BILLING_POD_DAY, BILLING_POD_HOUR,
     BILLING_POD_WEEK, BILLING_ROLLED_UP,
@@ -139,7 +141,7 @@ pub struct Rollup {
 }
 
 /// Field names of the quantities, in storage order.
-const QUANTITIES: [&str; 12] = [
+const QUANTITIES: [&str; 15] = [
     "cpu_usage",
     "cpu_request",
     "cpu_max",
@@ -152,17 +154,37 @@ const QUANTITIES: [&str; 12] = [
     "gpu",
     "net_rx",
     "net_tx",
+    "gpu_util",
+    "gpu_memory_used",
+    "gpu_memory_total",
 ];
 
-fn to_array(q: &Quantities) -> [u128; 12] {
+fn to_array(q: &Quantities) -> [u128; 15] {
     let t = |t: &Triple| [t.usage, t.request, t.max];
     let [a, b, c] = t(&q.cpu);
     let [d, e, f] = t(&q.memory);
     let [g, h, i] = t(&q.ephemeral);
-    [a, b, c, d, e, f, g, h, i, q.gpu, q.net_rx, q.net_tx]
+    [
+        a,
+        b,
+        c,
+        d,
+        e,
+        f,
+        g,
+        h,
+        i,
+        q.gpu,
+        q.net_rx,
+        q.net_tx,
+        q.gpu_util,
+        q.gpu_memory_used,
+        q.gpu_memory_total,
+    ]
 }
 
-fn from_array(v: [u128; 12]) -> Quantities {
+/// The billed quantities `v` (the row's `q`) and the GPU efficiency ones `e` (its `e`).
+fn from_array(v: [u128; 12], e: [u128; 3]) -> Quantities {
     let t = |i: usize| Triple {
         usage: v[i],
         request: v[i + 1],
@@ -175,6 +197,9 @@ fn from_array(v: [u128; 12]) -> Quantities {
         gpu: v[9],
         net_rx: v[10],
         net_tx: v[11],
+        gpu_util: e[0],
+        gpu_memory_used: e[1],
+        gpu_memory_total: e[2],
     }
 }
 
@@ -245,12 +270,42 @@ struct Row {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     host: bool,
     q: [u128; 12],
+    /// GPU efficiency (`gpu_util`, `gpu_memory_used`, `gpu_memory_total`), when any.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    e: [u128; 3],
     seen: String,
+    /// Where the CPU came from, left out for the usual `counter` ([`CpuSource::as_str`];
+    /// `none` when no CPU sample counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cpu: Option<String>,
+}
+
+fn is_zero(e: &[u128; 3]) -> bool {
+    e.iter().all(|x| *x == 0)
+}
+
+const NO_CPU: &str = "none";
+
+fn encode_source(source: CpuSource) -> Option<String> {
+    match source.as_str() {
+        "counter" => None,
+        "" => Some(NO_CPU.into()),
+        other => Some(other.into()),
+    }
+}
+
+fn decode_source(text: Option<&str>) -> Option<CpuSource> {
+    match text {
+        None => CpuSource::parse("counter"),
+        Some(NO_CPU) => Some(CpuSource::default()),
+        Some(other) => CpuSource::parse(other).filter(|s| *s != CpuSource::default()),
+    }
 }
 
 impl Row {
     fn new(r: &Rollup) -> Row {
         let id = &r.identity;
+        let q = to_array(&r.usage.quantities);
         Row {
             ns: id.namespace.clone(),
             pod: id.pod.clone(),
@@ -261,8 +316,10 @@ impl Row {
             labels: id.labels.clone(),
             gpu: id.gpu_model.clone(),
             host: id.host_network,
-            q: to_array(&r.usage.quantities),
+            q: q[..12].try_into().unwrap_or_default(),
+            e: q[12..].try_into().unwrap_or_default(),
             seen: encode_spans(&r.usage.observed, r.start),
+            cpu: encode_source(r.usage.cpu_source),
         }
     }
 
@@ -281,8 +338,9 @@ impl Row {
             },
             start,
             usage: Usage {
-                quantities: from_array(self.q),
+                quantities: from_array(self.q, self.e),
                 observed: decode_spans(&self.seen, start)?,
+                cpu_source: decode_source(self.cpu.as_deref())?,
             },
         })
     }
@@ -371,8 +429,8 @@ pub fn select(period: Period, w: Window, conds: &[Cond]) -> String {
 }
 
 /// Reads the markers of `period` in `w` made on `basis`: rollups computed with another memory
-/// gauge or scrape interval are not the numbers this reader would compute, so they are not
-/// used (raw samples are).
+/// gauge (or under an older rule) are not the numbers this reader would compute, so they are
+/// not used (raw samples are).
 pub fn select_markers(period: Period, w: Window, basis: &str) -> String {
     let mut s = Select::new(
         Projection::Fields(vec![PODS.into(), WRITTEN.into()]),
@@ -482,6 +540,10 @@ mod tests {
             usage: Usage {
                 quantities,
                 observed,
+                cpu_source: CpuSource {
+                    counter: true,
+                    rate: false,
+                },
             },
         }
     }

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, TimeZone, Utc};
 use kubemeter::billing::quantities::{BYTE_NS_PER_GIB_HOUR, MCORE_NS_PER_CORE_HOUR};
-use kubemeter::billing::{GroupBy, Line, Modes, Quantities, ScrapeConfig, Statement, Window};
+use kubemeter::billing::{GroupBy, Line, Modes, Quantities, Statement, Window};
+use kubemeter::collector::encode_interval;
 use kubemeter::collector::owners::{Owner, OwnerRef};
 use kubemeter::collector::points::{
     encode_summary, Cluster, ContainerSpec, NodeInfo, PodInfo, Totals,
@@ -310,12 +311,24 @@ fn pods() -> Vec<TestPod> {
 }
 
 /// Scrapes every 15 s from 15 s before t0 to the end of the hour, through the collector's
-/// encoder, into `influx`.
+/// encoder, into `influx`, with the collector's interval records (as a round writes them).
 async fn load(influx: &InfluxClient, pods: &[TestPod]) {
+    let rounds = (-15..3_600).step_by(15).map(|t| (t, Some(15)));
+    load_rounds(influx, pods, &["n1", "n2", "n3", "n4"], rounds).await;
+}
+
+/// Scrape rounds of `nodes` at `rounds` (seconds from t0, each with the interval the collector
+/// records; `None`: written by something that records none), through the collector's encoder.
+async fn load_rounds(
+    influx: &InfluxClient,
+    pods: &[TestPod],
+    nodes: &[&str],
+    rounds: impl Iterator<Item = (i64, Option<u64>)>,
+) {
     let mut rates = Rates::default();
     let mut lines = String::new();
-    for t in (-15..3_600).step_by(15) {
-        for node in ["n1", "n2", "n3", "n4"] {
+    for (t, interval_s) in rounds {
+        for &node in nodes {
             let here: Vec<&TestPod> = pods
                 .iter()
                 .filter(|p| p.node == node && p.seen_at(t))
@@ -345,6 +358,10 @@ async fn load(influx: &InfluxClient, pods: &[TestPod]) {
                 &mut Totals::default(),
                 &mut lines,
             );
+            if let Some(s) = interval_s {
+                let interval = std::time::Duration::from_secs(s);
+                encode_interval(&summary, "test", interval, &mut lines);
+            }
         }
     }
     influx.write(lines).await.expect("the points are written");
@@ -367,7 +384,6 @@ fn node_infos() -> HashMap<String, NodeInfo> {
 fn metering(influx: &InfluxClient) -> Metering {
     Metering {
         influx: influx.clone(),
-        scrape: ScrapeConfig::new(15 * S),
         prices: None,
         memory: MemorySource::WorkingSet,
     }
@@ -516,6 +532,26 @@ async fn an_hour_of_hand_made_summaries_bills_what_was_worked_out_by_hand() {
         )]
     );
 
+    // Its GPU, as the kubelet reports it: 65 % busy, 6 of 16 GiB used, at every sample: 65 %
+    // × 3 600 s, 6 GiB × 3 600 s of 16 GiB × 3 600 s. Efficiency against 2 GPUs allocated:
+    // 65 / (100 × 2) = 0.325 busy; memory 6 / 16 = 0.375. Shown, not billed.
+    let gpu = &train.quantities;
+    assert_eq!(gpu.gpu_util, 65 * 3_600 * S as u128);
+    assert_eq!(gpu.gpu_memory_used, byte_ns(6 * GIB as u128 * 3_600));
+    assert_eq!(gpu.gpu_memory_total, byte_ns(16 * GIB as u128 * 3_600));
+    let json: Value = serde_json::from_str(&kubemeter::billing::to_json(&s)).unwrap();
+    let train_json = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pod"] == "train-0")
+        .unwrap();
+    assert_eq!(train_json["gpu_utilization"], 0.325);
+    assert_eq!(train_json["gpu_memory_utilization"], 0.375);
+    assert_eq!(train_json["gpu_busy_hours"], 0.65);
+    // A pod without GPUs has no efficiency (not 0).
+    assert_eq!(json["rows"][0]["gpu_utilization"], Value::Null);
+
     // The host-network pod's node-wide traffic is never its own.
     let proxy = row(&s, &["kube-system", "kube-proxy-n1"]);
     assert_eq!((proxy.quantities.net_rx, proxy.quantities.net_tx), (0, 0));
@@ -637,8 +673,6 @@ fn sim_info(p: &SimPod) -> PodInfo {
     }
 }
 
-/// Every node's summary every `step_s` seconds in `[from, to]`, through the collector's
-/// encoder, into `influx` (back-dated: the model is a pure function of time).
 /// Allocatable of every simulated node (the simulator's API server says 3 800 m and 14 GiB).
 const SIM_NODE_MILLICORES: u64 = 3_800;
 const SIM_NODE_BYTES: u64 = 14 * GIB;
@@ -658,6 +692,9 @@ fn sim_nodes(model: &Model) -> HashMap<String, NodeInfo> {
         .collect()
 }
 
+/// Every node's summary every `step_s` seconds in `[from, to]`, through the collector's
+/// encoder and with its interval records, into `influx` (back-dated: the model is a pure
+/// function of time).
 async fn load_simulated(
     influx: &InfluxClient,
     model: &Model,
@@ -687,6 +724,8 @@ async fn load_simulated(
                 &mut Totals::default(),
                 &mut lines,
             );
+            let interval = std::time::Duration::from_secs(step_s as u64);
+            encode_interval(&summary, "sim", interval, &mut lines);
         }
         if lines.len() > 8 << 20 {
             influx.write(std::mem::take(&mut lines)).await.unwrap();
@@ -830,7 +869,7 @@ async fn rollups_and_raw_edges_give_the_statement_raw_samples_give() {
         memory: MemorySource::Usage,
         ..metering(&influx)
     };
-    assert_eq!(m.basis(), "working_set/15s");
+    assert_eq!(m.basis(), "working_set");
     assert!(other.marked(hours).await.unwrap().hours.is_empty());
     influx
         .query(&rollups::delete(Period::Hour, ns(7_200))[0])
@@ -923,10 +962,7 @@ async fn a_day_rolled_up_from_its_hours_gives_the_statement_raw_samples_give() {
         60,
     )
     .await;
-    let m = Metering {
-        scrape: ScrapeConfig::new(60 * S),
-        ..metering(&influx)
-    };
+    let m = metering(&influx);
     let report = rollup::roll_up(&m, Window::new(ns(0), ns(25 * 3_600)).unwrap(), &Quiet)
         .await
         .unwrap();
