@@ -53,8 +53,7 @@ pub struct RollupArgs {
     #[command(flatten)]
     pub billing: crate::config::BillingArgs,
     /// Recompute every whole hour from --from to --to (and the complete days and weeks among
-    /// them) instead of the last few hours, e.g. after importing old data or changing the
-    /// scrape interval.
+    /// them) instead of the last few hours, e.g. after importing old data.
     #[arg(long, requires_all = ["from", "to"])]
     pub backfill: bool,
     /// First day (or RFC 3339 time) of the backfill, included, e.g. 2026-10-01.
@@ -207,6 +206,9 @@ pub struct DemoArgs {
     /// Pod slots per simulated node.
     #[arg(long, default_value_t = 12)]
     pub pods_per_node: usize,
+    /// Time between the demo collector's scrape rounds.
+    #[arg(long, env = "KUBEMETER_SCRAPE_INTERVAL", default_value = "15s", value_parser = crate::config::parse_duration)]
+    pub scrape_interval: std::time::Duration,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -441,7 +443,6 @@ fn rollup_task(
         return Ok(None);
     }
     let metering = crate::config::BillingSettings {
-        scrape_interval: settings.interval,
         memory: crate::config::memory_source(billing_memory)?,
         ..Default::default()
     }
@@ -578,7 +579,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     )?;
     let collect_settings = CollectSettings {
         kube_url: Some(format!("http://127.0.0.1:{}", sim.port())),
-        interval: args.serve.billing.scrape_interval,
+        interval: args.scrape_interval,
         once: false,
         cluster_name: "demo".into(),
         label_keys: vec!["team".into(), "cost-center".into()],
@@ -628,7 +629,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("kubemeter demo is running at http://127.0.0.1:{port}");
     println!(
         "  a simulated cluster of {} nodes is scraped every {:?}",
-        args.nodes, args.serve.billing.scrape_interval
+        args.nodes, args.scrape_interval
     );
     println!(
         "Dashboard: http://127.0.0.1:{port}/web/login/  (user {demo_user}, password {demo_user})"

@@ -220,7 +220,8 @@ pub struct CollectArgs {
     /// One scrape round, flush, exit (for cron and tests).
     #[arg(long)]
     pub once: bool,
-    /// Time between scrape rounds.
+    /// Time between scrape rounds; recorded with what it writes (`collector/interval`), so
+    /// statements measure the gap rule in it whoever reads them.
     #[arg(long, env = "KUBEMETER_SCRAPE_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub scrape_interval: Duration,
     /// The `cluster_name` tag.
@@ -424,9 +425,6 @@ mod tests {
 /// How statements are computed (DESIGN.md §5): shared by `serve` and `export`.
 #[derive(Args, Debug, Clone)]
 pub struct BillingArgs {
-    /// Time between scrape rounds; memory is integrated across gaps up to 2.5 of them.
-    #[arg(long, env = "KUBEMETER_SCRAPE_INTERVAL", default_value = "15s", value_parser = parse_duration)]
-    pub scrape_interval: Duration,
     /// Price book (JSON) turning quantities into money; without one, statements show quantities.
     #[arg(long, env = "KUBEMETER_PRICES")]
     pub prices: Option<PathBuf>,
@@ -442,7 +440,6 @@ pub struct BillingArgs {
 /// [`BillingArgs`], checked: the price book read and validated at start, not at first use.
 #[derive(Clone)]
 pub struct BillingSettings {
-    pub scrape_interval: Duration,
     pub prices: Option<std::sync::Arc<crate::billing::PriceBook>>,
     pub modes: crate::billing::Modes,
     pub memory: crate::metering::MemorySource,
@@ -463,7 +460,6 @@ impl BillingArgs {
             Some(path) => Some(std::sync::Arc::new(read_price_book(path)?)),
         };
         Ok(BillingSettings {
-            scrape_interval: self.scrape_interval,
             prices,
             modes,
             memory,
@@ -495,10 +491,9 @@ fn read_price_book(path: &std::path::Path) -> anyhow::Result<crate::billing::Pri
 }
 
 impl Default for BillingSettings {
-    /// The documented defaults: 15 s scrapes, no prices, max(request, usage), working set.
+    /// The documented defaults: no prices, max(request, usage), working set.
     fn default() -> Self {
         BillingSettings {
-            scrape_interval: Duration::from_secs(15),
             prices: None,
             modes: crate::billing::Modes::default(),
             memory: crate::metering::MemorySource::default(),
@@ -509,10 +504,8 @@ impl Default for BillingSettings {
 impl BillingSettings {
     /// The engine over `influx` with these settings.
     pub fn metering(&self, influx: crate::influx::InfluxClient) -> crate::metering::Metering {
-        let interval_ns = i64::try_from(self.scrape_interval.as_nanos()).unwrap_or(i64::MAX);
         crate::metering::Metering {
             influx,
-            scrape: crate::billing::ScrapeConfig::new(interval_ns),
             prices: self.prices.clone(),
             memory: self.memory,
         }

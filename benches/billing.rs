@@ -20,7 +20,7 @@ use std::time::Instant;
 use std::collections::BTreeSet;
 
 use kubemeter::billing::samples::{NS_PER_HOUR, NS_PER_SEC};
-use kubemeter::billing::{GroupBy, IntervalSet, Modes, ScrapeConfig, Window};
+use kubemeter::billing::{GroupBy, IntervalSet, Modes, Window};
 use kubemeter::catalogue::name as m;
 use kubemeter::collector::meter::Meter;
 use kubemeter::influx::client::InfluxAuth;
@@ -41,7 +41,8 @@ const CLUSTER: &str = "bench";
 /// 2026-10-01T00:00:00Z.
 const D0: i64 = 1_790_812_800 * NS_PER_SEC;
 /// "Now" in the statements: 2026-11-19T13:27:41.5Z, a Thursday afternoon at an odd second.
-const NOW: i64 = D0 + 49 * NS_PER_DAY + 13 * NS_PER_HOUR + (27 * 60 + 41) * NS_PER_SEC + NS_PER_SEC / 2;
+const NOW: i64 =
+    D0 + 49 * NS_PER_DAY + 13 * NS_PER_HOUR + (27 * 60 + 41) * NS_PER_SEC + NS_PER_SEC / 2;
 
 fn p50(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(|a, b| a.total_cmp(b));
@@ -139,7 +140,6 @@ fn raw_round(hour: i64, k: i64) -> (String, usize) {
     (buf, points)
 }
 
-
 /// The real rows of the metered hour, to copy: one minute (with its slices), one ten
 /// minutes, the hour.
 struct Templates {
@@ -195,6 +195,7 @@ impl Templates {
                                 usage: kubemeter::billing::Usage {
                                     quantities: s.usage.quantities,
                                     observed: shifted(&s.usage.observed, by),
+                                    cpu_source: s.usage.cpu_source,
                                 },
                             })
                             .collect(),
@@ -212,7 +213,10 @@ impl Templates {
                         for _ in 1..hours {
                             u.quantities += r.usage.quantities;
                         }
-                        UsageRow { usage: u, ..r.clone() }
+                        UsageRow {
+                            usage: u,
+                            ..r.clone()
+                        }
                     })
                     .collect()
             }
@@ -305,7 +309,16 @@ async fn write_periods(
             written: 1,
             provisional: false,
         };
-        markers::encode(&mut buf, *period, *start, CLUSTER, &m.basis(), JOB_WRITER, mark).unwrap();
+        markers::encode(
+            &mut buf,
+            *period,
+            *start,
+            CLUSTER,
+            &m.basis(),
+            JOB_WRITER,
+            mark,
+        )
+        .unwrap();
         written += rows.pods.len() + rows.namespaces.len();
         influx.write(buf).await.unwrap();
     }
@@ -324,14 +337,7 @@ fn query(from: i64, to: i64, by: GroupBy) -> StatementQuery {
 /// The collector's meter over the raw hour's rounds, as it runs while scraping: seconds of
 /// CPU it took (single-threaded: wall time of the calls).
 fn meter_an_hour(hour: i64) -> f64 {
-    let mut meter = Meter::new(
-        CLUSTER,
-        0,
-        1,
-        ScrapeConfig::new(STEP_S * NS_PER_SEC),
-        MemorySource::WorkingSet,
-        NS_PER_HOUR,
-    );
+    let mut meter = Meter::new(CLUSTER, 0, 1, MemorySource::WorkingSet, NS_PER_HOUR);
     let rounds: Vec<String> = (-1..(3_600 / STEP_S))
         .map(|k| raw_round(hour, k).0)
         .collect();
@@ -343,7 +349,10 @@ fn meter_an_hour(hour: i64) -> f64 {
         rows += meter.flush(now, false).lines().count();
     }
     let secs = started.elapsed().as_secs_f64();
-    assert!(rows > 50 * PODS, "the meter metered the hour ({rows} lines)");
+    assert!(
+        rows > 50 * PODS,
+        "the meter metered the hour ({rows} lines)"
+    );
     secs
 }
 
@@ -389,7 +398,6 @@ async fn main() -> anyhow::Result<()> {
     influx.create_database().await?;
     let m = Metering {
         influx: influx.clone(),
-        scrape: ScrapeConfig::new(STEP_S * NS_PER_SEC),
         prices: None,
         memory: MemorySource::WorkingSet,
     };
@@ -456,7 +464,11 @@ async fn main() -> anyhow::Result<()> {
             NOW - 7 * NS_PER_DAY - 1_234 * NS_PER_SEC,
             NOW - 3 * NS_PER_HOUR,
         ),
-        ("1 day, odd seconds", NOW - NS_PER_DAY - 17 * NS_PER_SEC, NOW - 611 * NS_PER_SEC),
+        (
+            "1 day, odd seconds",
+            NOW - NS_PER_DAY - 17 * NS_PER_SEC,
+            NOW - 611 * NS_PER_SEC,
+        ),
         ("month to date", month_start, Period::Hour.floor(NOW)),
         ("366 days ending now", NOW - 366 * NS_PER_DAY, NOW),
     ];
@@ -478,7 +490,11 @@ async fn main() -> anyhow::Result<()> {
             results.push(timed(&m, &name, query(*from, *to, by), 7).await);
         }
     }
-    let empty = query(D0 - 400 * NS_PER_DAY, D0 - 369 * NS_PER_DAY, GroupBy::Namespace);
+    let empty = query(
+        D0 - 400 * NS_PER_DAY,
+        D0 - 369 * NS_PER_DAY,
+        GroupBy::Namespace,
+    );
     results.push(timed(&m, "an empty month, by namespace", empty, 7).await);
 
     // --- Statements, 10 000 pods --------------------------------------------------------
@@ -530,15 +546,30 @@ async fn main() -> anyhow::Result<()> {
     let worst_31 = up_to_31.iter().copied().fold(0.0, f64::max);
     println!();
     println!("targets:");
-    println!("  any window ≤ 31 days ≤ 300 ms p50: worst {worst_31:.1} ms — {}", verdict(worst_31 <= 300.0));
+    println!(
+        "  any window ≤ 31 days ≤ 300 ms p50: worst {worst_31:.1} ms — {}",
+        verdict(worst_31 <= 300.0)
+    );
     let year = p50_of("366");
-    println!("  366 days ≤ 1 s: {year:.1} ms — {}", verdict(year <= 1_000.0));
+    println!(
+        "  366 days ≤ 1 s: {year:.1} ms — {}",
+        verdict(year <= 1_000.0)
+    );
     let empty_ms = p50_of("an empty");
-    println!("  an empty month ≤ 50 ms: {empty_ms:.1} ms — {}", verdict(empty_ms <= 50.0));
+    println!(
+        "  an empty month ≤ 50 ms: {empty_ms:.1} ms — {}",
+        verdict(empty_ms <= 50.0)
+    );
     let ns = big_results[0].p50;
     let pod = big_results[1].p50;
-    println!("  10 000 pods month to date by namespace ≤ 1 s: {ns:.1} ms — {}", verdict(ns <= 1_000.0));
-    println!("  10 000 pods month to date by pod ≤ 3 s: {pod:.1} ms — {}", verdict(pod <= 3_000.0));
+    println!(
+        "  10 000 pods month to date by namespace ≤ 1 s: {ns:.1} ms — {}",
+        verdict(ns <= 1_000.0)
+    );
+    println!(
+        "  10 000 pods month to date by pod ≤ 3 s: {pod:.1} ms — {}",
+        verdict(pod <= 3_000.0)
+    );
     if std::env::var_os("KUBEMETER_BENCH_KEEP_DB").is_none() {
         influx.drop_database().await?;
     }

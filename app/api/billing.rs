@@ -276,6 +276,12 @@ pub async fn billing_statement(
 pub fn statement_response(params: &StatementParams, st: &Statement) -> HttpResponse {
     let mut resp = HttpResponse::Ok();
     resp.content_type(params.format.content_type());
+    // The JSON says it in `complete_to`; CSV has no place for it but a header.
+    if let Some(t) = st.complete_to {
+        let at = chrono::DateTime::from_timestamp_nanos(t)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        resp.insert_header(("X-Kubemeter-Complete-To", at));
+    }
     if params.format == Format::Csv {
         resp.insert_header((
             header::CONTENT_DISPOSITION,

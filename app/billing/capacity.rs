@@ -12,7 +12,7 @@ use super::intervals::IntervalSet;
 use super::prices::PriceBook;
 use super::quantities::{gauge_in_window, Quantities};
 use super::rollup::PodUsage;
-use super::samples::{NodeSamples, ScrapeConfig, Window};
+use super::samples::{NodeSamples, Window};
 use super::statement::{price_line, GroupBy, Line, Statement};
 
 /// One resource of one node, in base units (millicore-ns or byte-ns).
@@ -55,9 +55,9 @@ pub struct Capacity {
 pub type Allocatable = BTreeMap<String, (u128, u128)>;
 
 /// Allocatable of `nodes` integrated over `w` with the gauge rule, per node.
-pub fn allocatable(nodes: &[NodeSamples], w: Window, cfg: ScrapeConfig) -> Allocatable {
+pub fn allocatable(nodes: &[NodeSamples], w: Window) -> Allocatable {
     let mut out = Allocatable::new();
-    for n in node_capacity(nodes, &[], w, cfg) {
+    for n in node_capacity(nodes, &[], w) {
         out.insert(n.node, (n.cpu.capacity, n.memory.capacity));
     }
     out
@@ -114,6 +114,7 @@ fn idle_row(st: &Statement, prices: Option<&PriceBook>, seg: Window, key: Vec<St
         quantities: none,
         gpu_by_model: BTreeMap::new(),
         observed_ns: 0,
+        cpu_source: Default::default(),
         cost: prices.map(|b| price_line(b, seg, st.modes, &none, &BTreeMap::new())),
         capacity: None,
     }
@@ -130,20 +131,15 @@ pub struct NodeCapacity {
 /// Capacity, allocation and idle per node over `w`, sorted by node name. `pods` is per-pod
 /// usage over the same window (raw or from rollups); nodes with pods but no allocatable
 /// samples appear with zero capacity, their requests all overcommit.
-pub fn node_capacity(
-    nodes: &[NodeSamples],
-    pods: &[PodUsage],
-    w: Window,
-    cfg: ScrapeConfig,
-) -> Vec<NodeCapacity> {
+pub fn node_capacity(nodes: &[NodeSamples], pods: &[PodUsage], w: Window) -> Vec<NodeCapacity> {
     // (cpu capacity, memory capacity, cpu allocated, memory allocated)
     let mut acc: BTreeMap<&str, [u128; 4]> = BTreeMap::new();
     for n in nodes {
         let mut seen = IntervalSet::new();
         let e = acc.entry(&n.node).or_default();
         // Allocatable in millicores × ns is millicore-ns, like CPU requests.
-        e[0] += gauge_in_window(&n.cpu_allocatable, w, cfg, &mut seen).usage;
-        e[1] += gauge_in_window(&n.memory_allocatable, w, cfg, &mut seen).usage;
+        e[0] += gauge_in_window(&n.cpu_allocatable, w, &mut seen).usage;
+        e[1] += gauge_in_window(&n.memory_allocatable, w, &mut seen).usage;
     }
     for p in pods {
         let e = acc.entry(&p.identity.node).or_default();
@@ -175,11 +171,13 @@ mod tests {
                 t: h / 2,
                 value: 4_000,
                 request: 0,
+                nominal: Some(h),
             }],
             memory_allocatable: vec![GaugeSample {
                 t: h / 2,
                 value: 1 << 30,
                 request: 0,
+                nominal: Some(h),
             }],
         };
         let pod = |node: &str, cpu: u128, mem: u128| PodUsage {
@@ -199,7 +197,7 @@ mod tests {
                     },
                     ..Default::default()
                 },
-                observed: IntervalSet::new(),
+                ..Default::default()
             },
         };
         let cap = 4_000 * h as u128;
@@ -210,9 +208,8 @@ mod tests {
             pod("n1", cap / 8, mem_cap / 2),
             pod("n2", 7, 0),
         ];
-        let cfg = ScrapeConfig::new(h);
         let w = Window::new(0, h).unwrap();
-        let out = node_capacity(&[node], &pods, w, cfg);
+        let out = node_capacity(&[node], &pods, w);
         assert_eq!(out[0].node, "n1");
         assert_eq!(
             out[0].cpu,
@@ -257,7 +254,7 @@ mod tests {
                     },
                     ..Default::default()
                 },
-                observed: IntervalSet::new(),
+                ..Default::default()
             },
         };
         let mut st = build_statement(w, &GroupBy::Node, Modes::default(), None, |_| {

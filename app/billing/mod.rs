@@ -4,7 +4,10 @@
 //! rules can be tested exhaustively and every caller (API, dashboard, export, rollup job) gets
 //! the same numbers.
 //!
-//! * [`samples`]: inputs (times in ns since the epoch; windows half-open `[from, to)`).
+//! * [`samples`]: inputs (times in ns since the epoch; windows half-open `[from, to)`), each
+//!   sample with its series' nominal interval.
+//! * [`nominal`]: where that interval comes from (the collector's record, or the series' own
+//!   spacing): a property of the data, never of the process that reads it.
 //! * [`quantities`]: the accounting rule (each sample accounts for the time since its
 //!   predecessor and belongs to the window containing it), counters with resets, gauges with
 //!   the gap rule, billing modes interval by interval.
@@ -18,6 +21,7 @@
 pub mod capacity;
 pub mod decimal;
 pub mod intervals;
+pub mod nominal;
 pub mod prices;
 pub mod quantities;
 pub mod render;
@@ -34,14 +38,14 @@ pub use capacity::{
 };
 pub use intervals::IntervalSet;
 pub use prices::{PriceBook, PriceBookError, PriceEntry, Resource};
-pub use quantities::{pod_usage, Mode, Quantities, Triple, Usage};
+pub use quantities::{pod_usage, CpuSource, Mode, Quantities, Triple, Usage};
 pub use render::{to_csv, to_json};
 pub use rollup::{
     rollup_hour, rollup_hours, usage_from_raw, usage_from_rollups, PodHour, PodUsage,
 };
 pub use samples::{
-    ContainerSamples, CounterSample, GaugeSample, NodeSamples, PodIdentity, PodSamples,
-    ScrapeConfig, Window,
+    AcceleratorSamples, ContainerSamples, CounterSample, GaugeSample, NodeSamples, PodIdentity,
+    PodSamples, Window,
 };
 pub use statement::{
     build_statement, statement_from_raw, statement_from_rollups, Cost, GroupBy, Line, Modes,

@@ -1,79 +1,154 @@
-//! Property tests of the billing rules over random pods: random scrape jitter, gaps longer
-//! than the gap rule, counter resets with and without start times, repeated reads, random
-//! windows that cut hours anywhere.
+//! Property tests of the billing rules over random pods: series collected at their own
+//! intervals (15 s, 60 s, 5 min, switching mid-series), each sample's interval recorded,
+//! inferred from the spacing or unknown; random scrape jitter, missed scrapes, gaps longer
+//! than the gap rule (all relative to the series' own interval), counter resets with and
+//! without start times, repeated reads, CPU from rates, GPU efficiency, random windows that
+//! cut hours anywhere.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
 use super::capacity::node_capacity;
+use super::nominal;
 use super::prices::PriceBook;
 use super::quantities::Mode;
-use super::quantities::{pod_usage, Quantities, Usage};
+use super::quantities::{pod_usage, Quantities, Triple, Usage};
 use super::render::{to_csv, to_json};
 use super::rollup::{rollup_hours, usage_from_raw, usage_from_rollups};
 use super::samples::{
-    ContainerSamples, CounterSample, GaugeSample, NodeSamples, PodIdentity, PodSamples,
-    ScrapeConfig, Window, NS_PER_HOUR,
+    AcceleratorSamples, ContainerSamples, CounterSample, GaugeSample, NodeSamples, PodIdentity,
+    PodSamples, Window, NS_PER_HOUR,
 };
 use super::statement::{statement_from_raw, statement_from_rollups, GroupBy, Modes, Statement};
 
 const MS: i64 = 1_000_000;
 const S: i64 = 1_000 * MS;
 
-fn cfg() -> ScrapeConfig {
-    ScrapeConfig::new(15 * S)
+/// How a series' samples know their interval.
+#[derive(Debug, Clone, Copy)]
+enum Known {
+    /// kubemeter's collector recorded it.
+    Recorded,
+    /// From the series' own spacing (Heapster's data), as the raw reader infers it.
+    Inferred,
+    /// Nobody knows (a caller that builds samples without it).
+    Unknown,
 }
 
-/// Steps between samples: mostly a scrape interval with jitter, sometimes a missed scrape,
-/// sometimes a gap the gap rule does not bridge, sometimes the same sample read twice.
-fn step_ms() -> impl Strategy<Value = i64> {
+/// Sample times of one series and the nominal interval in force at each: collected every
+/// `n1` seconds, from the `switch`-th step on every `n2` seconds (a collector restarted with
+/// another interval). Steps are mostly one interval with jitter, sometimes a missed scrape,
+/// sometimes a gap the gap rule does not bridge, sometimes the same sample read twice (a
+/// step of 0, marked `None`).
+#[derive(Debug, Clone)]
+struct Schedule {
+    times: Vec<Option<i64>>,
+    nominal: Vec<Option<i64>>,
+}
+
+/// A step in thousandths of the interval in force.
+fn step_permille() -> impl Strategy<Value = i64> {
     prop_oneof![
-        6 => 14_000i64..16_000,
-        2 => 29_000i64..31_000,
-        1 => 38_000i64..600_000,
-        1 => 0i64..2,
+        6 => 930i64..1_070,
+        2 => 1_930i64..2_070,
+        1 => 2_600i64..40_000,
+        1 => 0i64..1,
     ]
+}
+
+fn interval_s() -> impl Strategy<Value = i64> {
+    prop_oneof![Just(15i64), Just(60), Just(300), 1i64..900]
+}
+
+fn schedule(max_len: usize) -> impl Strategy<Value = Schedule> {
+    (
+        0i64..(3 * 3_600 * 1_000),
+        interval_s(),
+        interval_s(),
+        0usize..40,
+        prop::collection::vec(step_permille(), 0..max_len),
+        prop_oneof![
+            3 => Just(Known::Recorded),
+            2 => Just(Known::Inferred),
+            1 => Just(Known::Unknown),
+        ],
+    )
+        .prop_map(|(t0_ms, n1, n2, switch, steps, known)| {
+            let mut t = t0_ms * MS;
+            let (mut times, mut recorded) = (Vec::new(), Vec::new());
+            for (k, permille) in steps.into_iter().enumerate() {
+                let n = if k < switch { n1 } else { n2 } * S;
+                if permille == 0 && !times.is_empty() {
+                    times.push(None);
+                    recorded.push(None);
+                    continue;
+                }
+                t += n / 1_000 * permille.max(1);
+                times.push(Some(t));
+                recorded.push(Some(n));
+            }
+            let distinct: Vec<i64> = times.iter().flatten().copied().collect();
+            let mut inferred = nominal::assign(&distinct, &[], NS_PER_HOUR).into_iter();
+            let mut last = None;
+            let nominal = times
+                .iter()
+                .zip(&recorded)
+                .map(|(t, rec)| {
+                    if t.is_some() {
+                        last = match known {
+                            Known::Recorded => *rec,
+                            Known::Inferred => inferred.next().flatten(),
+                            Known::Unknown => None,
+                        };
+                    }
+                    last
+                })
+                .collect();
+            Schedule { times, nominal }
+        })
 }
 
 fn counter_series() -> impl Strategy<Value = Vec<CounterSample>> {
     (
-        0i64..(3 * 3_600 * 1_000),
-        prop::collection::vec(
-            (step_ms(), 0u64..4_000_000_000, 0u8..12, 0u64..4_000),
-            0..30,
-        ),
+        schedule(30),
+        prop::collection::vec((0u64..4_000_000_000, 0u8..12, 0u64..4_000), 30),
         any::<bool>(),
         0i64..60_000,
     )
-        .prop_map(|(t0_ms, steps, start_known, started_ms_before)| {
-            let mut t = t0_ms * MS;
-            let mut start = t - started_ms_before * MS;
-            let mut v = 0u64;
-            let mut out = Vec::new();
-            for (dt, inc, event, request) in steps {
-                if let (0, Some(last)) = (dt, out.last().copied()) {
+        .prop_map(|(sched, values, start_known, started_ms_before)| {
+            let first = sched.times.iter().flatten().next().copied().unwrap_or(0);
+            let mut start = first - started_ms_before * MS;
+            let (mut v, mut prev_t) = (0u64, first);
+            let mut out: Vec<CounterSample> = Vec::new();
+            for ((t, nominal), (inc, event, request)) in
+                sched.times.iter().zip(&sched.nominal).zip(values)
+            {
+                let Some(t) = *t else {
                     // The same sample read twice.
-                    out.push(last);
+                    if let Some(last) = out.last().copied() {
+                        out.push(last);
+                    }
                     continue;
-                }
-                t += dt * MS;
+                };
                 match event {
                     // A restart: new container, counter from zero.
                     0 => {
                         v = 0;
-                        start = t - dt * MS / 2;
+                        start = t - (t - prev_t) / 2;
                     }
                     // A counter that went down without a visible start change.
                     1 => v /= 3,
                     _ => {}
                 }
                 v += inc;
+                prev_t = t;
                 out.push(CounterSample {
                     t,
                     value: v,
                     start: start_known.then_some(start),
                     request,
+                    nominal: *nominal,
                 });
             }
             out
@@ -81,39 +156,62 @@ fn counter_series() -> impl Strategy<Value = Vec<CounterSample>> {
 }
 
 fn gauge_series(max: u64) -> impl Strategy<Value = Vec<GaugeSample>> {
-    (
-        0i64..(3 * 3_600 * 1_000),
-        prop::collection::vec((step_ms(), 0..max, 0..max), 0..30),
-    )
-        .prop_map(|(t0_ms, steps)| {
-            let mut t = t0_ms * MS;
-            let mut out: Vec<GaugeSample> = Vec::new();
-            for (dt, value, request) in steps {
-                match (dt, out.last().copied()) {
-                    // The same sample read twice.
-                    (0, Some(last)) => out.push(last),
-                    _ => {
-                        t += dt * MS;
-                        out.push(GaugeSample { t, value, request });
-                    }
-                }
+    (schedule(30), prop::collection::vec((0..max, 0..max), 30)).prop_map(|(sched, values)| {
+        let mut out: Vec<GaugeSample> = Vec::new();
+        for ((t, nominal), (value, request)) in sched.times.iter().zip(&sched.nominal).zip(values) {
+            match (t, out.last().copied()) {
+                (Some(t), _) => out.push(GaugeSample {
+                    t: *t,
+                    value,
+                    request,
+                    nominal: *nominal,
+                }),
+                // The same sample read twice.
+                (None, Some(last)) => out.push(last),
+                (None, None) => {}
             }
-            out
-        })
+        }
+        out
+    })
+}
+
+fn accelerator() -> impl Strategy<Value = AcceleratorSamples> {
+    (
+        gauge_series(101),
+        gauge_series(1 << 34),
+        gauge_series(1 << 35),
+    )
+        .prop_map(
+            |(duty_cycle, memory_used, memory_total)| AcceleratorSamples {
+                id: "GPU-0".into(),
+                duty_cycle,
+                memory_used,
+                memory_total,
+            },
+        )
 }
 
 fn container() -> impl Strategy<Value = ContainerSamples> {
     (
-        counter_series(),
+        // CPU from the counter, or (old exports) from the rate only.
+        prop_oneof![
+            3 => counter_series().prop_map(|c| (c, Vec::new())),
+            1 => gauge_series(8_000).prop_map(|r| (Vec::new(), r)),
+        ],
         gauge_series(1 << 34),
         prop_oneof![2 => Just(Vec::new()), 1 => gauge_series(4)],
+        prop_oneof![2 => Just(Vec::new()), 1 => prop::collection::vec(accelerator(), 1..3)],
     )
-        .prop_map(|(cpu, memory, gpu)| ContainerSamples {
-            name: "c".into(),
-            cpu,
-            memory,
-            gpu,
-        })
+        .prop_map(
+            |((cpu, cpu_rate), memory, gpu, accelerators)| ContainerSamples {
+                name: "c".into(),
+                cpu,
+                memory,
+                gpu,
+                cpu_rate,
+                accelerators,
+            },
+        )
 }
 
 fn identity() -> impl Strategy<Value = PodIdentity> {
@@ -235,9 +333,9 @@ proptest! {
         let w2 = Window::new(t[1], t[2]).unwrap();
         let whole = Window::new(t[0], t[2]).unwrap();
         for p in &pods {
-            let mut split: Usage = pod_usage(p, w1, cfg());
-            split.merge(&pod_usage(p, w2, cfg()));
-            prop_assert_eq!(split, pod_usage(p, whole, cfg()));
+            let mut split: Usage = pod_usage(p, w1);
+            split.merge(&pod_usage(p, w2));
+            prop_assert_eq!(split, pod_usage(p, whole));
         }
     }
 
@@ -248,12 +346,12 @@ proptest! {
         pods in pods(), w in window(), change in instant(), modes in modes()
     ) {
         let span = Window::new(-2 * NS_PER_HOUR, 6 * NS_PER_HOUR).unwrap();
-        let rollups = rollup_hours(&pods, span, cfg());
-        prop_assert_eq!(usage_from_rollups(&rollups, &pods, w, cfg()), usage_from_raw(&pods, w, cfg()));
+        let rollups = rollup_hours(&pods, span);
+        prop_assert_eq!(usage_from_rollups(&rollups, &pods, w), usage_from_raw(&pods, w));
         let book = book(change);
         for by in by_all() {
-            let raw = statement_from_raw(&pods, cfg(), w, &by, modes, Some(&book));
-            let rolled = statement_from_rollups(&rollups, &pods, cfg(), w, &by, modes, Some(&book));
+            let raw = statement_from_raw(&pods, w, &by, modes, Some(&book));
+            let rolled = statement_from_rollups(&rollups, &pods, w, &by, modes, Some(&book));
             prop_assert_eq!(to_csv(&raw), to_csv(&rolled));
             prop_assert_eq!(&raw, &rolled);
         }
@@ -265,7 +363,7 @@ proptest! {
     fn quantities_never_shrink_and_counters_are_exact(pods in pods(), w in window(), more in 0i64..NS_PER_HOUR) {
         let wider = Window::new(w.from - more, w.to + more).unwrap();
         for p in &pods {
-            let (q, qw) = (pod_usage(p, w, cfg()).quantities, pod_usage(p, wider, cfg()).quantities);
+            let (q, qw) = (pod_usage(p, w).quantities, pod_usage(p, wider).quantities);
             for (x, y) in [(q.cpu, qw.cpu), (q.memory, qw.memory), (q.ephemeral, qw.ephemeral)] {
                 prop_assert!(x.usage <= y.usage && x.request <= y.request && x.max <= y.max);
                 prop_assert!(x.usage.max(x.request) <= x.max && x.max <= x.usage + x.request);
@@ -286,7 +384,7 @@ proptest! {
         }
         if let (Some(first), Some(last)) = (p.net_rx.first(), p.net_rx.last()) {
             let all = Window::new(first.t, last.t + 1).unwrap();
-            prop_assert_eq!(pod_usage(&p, all, cfg()).quantities.net_rx, u128::from(last.value - first.value));
+            prop_assert_eq!(pod_usage(&p, all).quantities.net_rx, u128::from(last.value - first.value));
         }
     }
 
@@ -295,7 +393,7 @@ proptest! {
     #[test]
     fn totals_reconcile(pods in pods(), w in window(), change in instant(), modes in modes()) {
         let book = book(change);
-        let st = |by: &GroupBy| statement_from_raw(&pods, cfg(), w, by, modes, Some(&book));
+        let st = |by: &GroupBy| statement_from_raw(&pods, w, by, modes, Some(&book));
         let (pod, wl, ns) = (st(&GroupBy::Pod), st(&GroupBy::Workload), st(&GroupBy::Namespace));
         prop_assert_eq!(sums(&pod, 1), sums(&ns, 1));
         prop_assert_eq!(sums(&wl, 1), sums(&ns, 1));
@@ -331,8 +429,8 @@ proptest! {
         pods in pods(), w in window(), cpu in gauge_series(64_000), mem in gauge_series(1 << 37)
     ) {
         let nodes = [NodeSamples { node: "node-a".into(), cpu_allocatable: cpu, memory_allocatable: mem }];
-        let usage = usage_from_raw(&pods, w, cfg());
-        for n in node_capacity(&nodes, &usage, w, cfg()) {
+        let usage = usage_from_raw(&pods, w);
+        for n in node_capacity(&nodes, &usage, w) {
             for l in [n.cpu, n.memory] {
                 prop_assert_eq!(l.allocated - l.overcommit + l.idle, l.capacity);
                 prop_assert!(l.idle == 0 || l.overcommit == 0);
@@ -349,13 +447,50 @@ proptest! {
         let mut reversed = pods.clone();
         reversed.reverse();
         for by in by_all() {
-            let a = statement_from_raw(&pods, cfg(), w, &by, Modes::default(), prices);
-            let b = statement_from_raw(&reversed, cfg(), w, &by, Modes::default(), prices);
+            let a = statement_from_raw(&pods, w, &by, Modes::default(), prices);
+            let b = statement_from_raw(&reversed, w, &by, Modes::default(), prices);
             prop_assert_eq!(to_csv(&a), to_csv(&b));
             prop_assert_eq!(to_json(&a), to_json(&b));
             let json: serde_json::Value = serde_json::from_str(&to_json(&a)).unwrap();
             prop_assert_eq!(json["rows"].as_array().unwrap().len(), a.rows.len());
             prop_assert_eq!(to_csv(&a).lines().count(), a.rows.len() + 2);
+        }
+    }
+
+    /// Quantities depend on the data only: the same pods with every time (samples, container
+    /// starts, nominal intervals) stretched k-fold — scraped every 5 min instead of 15 s — are
+    /// billed the same counter usage and network, k times every integral over time (gauges,
+    /// rates, requests), and k times the observed time.
+    #[test]
+    fn stretching_time_stretches_time_quantities_exactly(
+        pods in pods(), w in window(), k in prop_oneof![Just(4i64), Just(20)]
+    ) {
+        let kw = Window::new(w.from * k, w.to * k).unwrap();
+        let times = |t: Triple| Triple { usage: t.usage * k as u128, request: t.request * k as u128, max: t.max * k as u128 };
+        for p in &pods {
+            let sp = stretch(p, k);
+            let (a, b) = (pod_usage(p, w), pod_usage(&sp, kw));
+            let (qa, qb) = (a.quantities, b.quantities);
+            prop_assert_eq!(qb.memory, times(qa.memory));
+            prop_assert_eq!(qb.ephemeral, times(qa.ephemeral));
+            prop_assert_eq!(qb.gpu, qa.gpu * k as u128);
+            prop_assert_eq!(qb.gpu_util, qa.gpu_util * k as u128);
+            prop_assert_eq!(qb.gpu_memory_used, qa.gpu_memory_used * k as u128);
+            prop_assert_eq!(qb.gpu_memory_total, qa.gpu_memory_total * k as u128);
+            prop_assert_eq!((qb.net_rx, qb.net_tx), (qa.net_rx, qa.net_tx));
+            prop_assert_eq!(b.observed.measure(), a.observed.measure() * k as u128);
+            prop_assert_eq!(b.cpu_source, a.cpu_source);
+            // CPU container by container: a counter's usage is the same, its request k-fold; a
+            // rate is a gauge, all k-fold.
+            for (c, sc) in p.containers.iter().zip(&sp.containers) {
+                let one = |c: &ContainerSamples| PodSamples { containers: vec![c.clone()], ..Default::default() };
+                let (ca, cb) = (pod_usage(&one(c), w).quantities.cpu, pod_usage(&one(sc), kw).quantities.cpu);
+                if c.cpu.is_empty() {
+                    prop_assert_eq!(cb, times(ca));
+                } else {
+                    prop_assert_eq!((cb.usage, cb.request), (ca.usage, ca.request * k as u128));
+                }
+            }
         }
     }
 }
@@ -369,9 +504,59 @@ fn usage_by_segment(
     book.segments(w)
         .into_iter()
         .flat_map(|seg| {
-            usage_from_raw(pods, seg, cfg())
+            usage_from_raw(pods, seg)
                 .into_iter()
                 .map(move |p| (p.identity, seg, p.usage.quantities))
         })
         .collect()
+}
+
+/// `p` with every time and interval multiplied by `k`.
+fn stretch(p: &PodSamples, k: i64) -> PodSamples {
+    let counter = |v: &[CounterSample]| -> Vec<CounterSample> {
+        v.iter()
+            .map(|s| CounterSample {
+                t: s.t * k,
+                start: s.start.map(|x| x * k),
+                nominal: s.nominal.map(|n| n * k),
+                ..*s
+            })
+            .collect()
+    };
+    let gauge = |v: &[GaugeSample]| -> Vec<GaugeSample> {
+        v.iter()
+            .map(|s| GaugeSample {
+                t: s.t * k,
+                nominal: s.nominal.map(|n| n * k),
+                ..*s
+            })
+            .collect()
+    };
+    PodSamples {
+        identity: p.identity.clone(),
+        containers: p
+            .containers
+            .iter()
+            .map(|c| ContainerSamples {
+                name: c.name.clone(),
+                cpu: counter(&c.cpu),
+                memory: gauge(&c.memory),
+                gpu: gauge(&c.gpu),
+                cpu_rate: gauge(&c.cpu_rate),
+                accelerators: c
+                    .accelerators
+                    .iter()
+                    .map(|a| AcceleratorSamples {
+                        id: a.id.clone(),
+                        duty_cycle: gauge(&a.duty_cycle),
+                        memory_used: gauge(&a.memory_used),
+                        memory_total: gauge(&a.memory_total),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        ephemeral: gauge(&p.ephemeral),
+        net_rx: counter(&p.net_rx),
+        net_tx: counter(&p.net_tx),
+    }
 }

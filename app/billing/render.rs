@@ -8,14 +8,17 @@
 //! The CSV's first column, `line`, is `row` for rows and `total` for the one totals line at
 //! the end (key columns empty), so an importer can keep or drop totals with one filter. Cost
 //! columns are always present and empty without a price book; `unpriced` lists resources used
-//! but not priced, separated by `;`.
+//! but not priced, separated by `;`. After them: where CPU came from (`cpu_source`:
+//! `counter`, `rate` or `counter+rate`) and GPU efficiency (measured use ÷ allocation, shown,
+//! not billed; empty where nothing was allocated). Statements by node end with capacity.
 
 use chrono::{DateTime, SecondsFormat};
 
 use super::decimal::fixed;
 use super::prices::Resource;
 use super::quantities::{
-    Triple, BYTES_PER_GIB, BYTE_NS_PER_GIB_HOUR, GPU_NS_PER_GPU_HOUR, MCORE_NS_PER_CORE_HOUR,
+    Quantities, Triple, BYTES_PER_GIB, BYTE_NS_PER_GIB_HOUR, GPU_NS_PER_GPU_HOUR,
+    MCORE_NS_PER_CORE_HOUR, PERCENT_NS_PER_GPU_HOUR,
 };
 use super::statement::{Line, Statement};
 
@@ -32,7 +35,7 @@ enum Cell {
 }
 
 /// Names of the value columns after `from`, `to` and the key columns.
-const VALUE_COLUMNS: [&str; 26] = [
+const VALUE_COLUMNS: [&str; 32] = [
     "cpu_usage_core_hours",
     "cpu_request_core_hours",
     "cpu_max_core_hours",
@@ -59,6 +62,12 @@ const VALUE_COLUMNS: [&str; 26] = [
     "cost_network_out",
     "cost_total",
     "unpriced",
+    "cpu_source",
+    "gpu_busy_hours",
+    "gpu_utilization",
+    "gpu_memory_used_gib_hours",
+    "gpu_memory_total_gib_hours",
+    "gpu_memory_utilization",
 ];
 
 /// Columns after [`VALUE_COLUMNS`] in statements by node (capacity, allocated = requests).
@@ -87,6 +96,27 @@ fn time(t: i64) -> String {
 
 fn qty(n: u128, per: u128) -> Cell {
     Cell::Num(fixed(n, per, QUANTITY_PLACES))
+}
+
+/// `used ÷ allocated` to 6 places; empty where nothing was allocated.
+fn ratio(used: u128, allocated: u128) -> Cell {
+    if allocated == 0 {
+        Cell::Null
+    } else {
+        Cell::Num(fixed(used, allocated, QUANTITY_PLACES))
+    }
+}
+
+/// GPU busy time and memory, and each as a share of what was allocated: busy percent-ns over
+/// 100 % of the GPUs allocated (`nvidia.com/gpu` × time), memory used over the GPUs' memory.
+fn gpu_efficiency(q: &Quantities) -> [Cell; 5] {
+    [
+        qty(q.gpu_util, PERCENT_NS_PER_GPU_HOUR),
+        ratio(q.gpu_util, q.gpu.saturating_mul(100)),
+        qty(q.gpu_memory_used, BYTE_NS_PER_GIB_HOUR),
+        qty(q.gpu_memory_total, BYTE_NS_PER_GIB_HOUR),
+        ratio(q.gpu_memory_used, q.gpu_memory_total),
+    ]
 }
 
 fn cents(c: Option<u128>) -> Cell {
@@ -134,6 +164,11 @@ fn values(st: &Statement, l: &Line) -> Vec<Cell> {
             v.push(Cell::List(Vec::new()));
         }
     }
+    v.push(match l.cpu_source.as_str() {
+        "" => Cell::Null,
+        source => Cell::Text(source.to_string()),
+    });
+    v.extend(gpu_efficiency(q));
     if st.totals.capacity.is_some() {
         let c = l.capacity.unwrap_or_default();
         for (line, per) in [
@@ -283,7 +318,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::billing::quantities::{Mode, Quantities};
+    use crate::billing::quantities::{CpuSource, Mode, Quantities};
     use crate::billing::samples::Window;
     use crate::billing::statement::{Cost, GroupBy, Modes};
 
@@ -307,9 +342,14 @@ mod tests {
                 max: g / 3,
             },
             ephemeral: Triple::default(),
-            gpu: 0,
+            // 2 GPU-hours allocated, busy half a GPU-hour (utilisation 0.25); 4 of 16 GiB-hours
+            // of GPU memory used (0.25).
+            gpu: 2 * GPU_NS_PER_GPU_HOUR,
             net_rx: BYTES_PER_GIB / 2,
             net_tx: 0,
+            gpu_util: PERCENT_NS_PER_GPU_HOUR / 2,
+            gpu_memory_used: 4 * g,
+            gpu_memory_total: 16 * g,
         };
         let cost = priced.then_some(Cost {
             cpu: Some(7),
@@ -327,6 +367,10 @@ mod tests {
             gpu_by_model: BTreeMap::new(),
             // 12 h of the day observed: coverage 0.5.
             observed_ns: 12 * 3_600 * 1_000_000_000,
+            cpu_source: CpuSource {
+                counter: true,
+                rate: false,
+            },
             cost,
             capacity: None,
         };
@@ -357,13 +401,15 @@ memory_max_gib_hours,memory_billed_gib_hours,gpu_hours,network_in_gib,network_ou
 ephemeral_storage_usage_gib_hours,ephemeral_storage_request_gib_hours,\
 ephemeral_storage_max_gib_hours,ephemeral_storage_billed_gib_hours,coverage,observed_hours,\
 currency,cost_cpu,cost_memory,cost_gpu,cost_ephemeral_storage,cost_network_in,\
-cost_network_out,cost_total,unpriced\n";
+cost_network_out,cost_total,unpriced,cpu_source,gpu_busy_hours,gpu_utilization,\
+gpu_memory_used_gib_hours,gpu_memory_total_gib_hours,gpu_memory_utilization\n";
         let values = "1.500000,2.000000,2.250000,2.250000,0.333333,0.333333,0.333333,0.333333,\
-0.000000,0.500000,0.000000,0.000000,0.000000,0.000000,0.000000,0.500000,12.000000";
+2.000000,0.500000,0.000000,0.000000,0.000000,0.000000,0.000000,0.500000,12.000000";
+        let efficiency = "counter,0.500000,0.250000,4.000000,16.000000,0.250000";
         let expected = format!(
             "{header}\
-row,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,\"a,\"\"b\"\"\",{values},EUR,0.07,,0.00,0.00,0.00,0.00,0.07,memory\n\
-total,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,,{values},EUR,0.07,,0.00,0.00,0.00,0.00,0.07,memory\n"
+row,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,\"a,\"\"b\"\"\",{values},EUR,0.07,,0.00,0.00,0.00,0.00,0.07,memory,{efficiency}\n\
+total,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,,{values},EUR,0.07,,0.00,0.00,0.00,0.00,0.07,memory,{efficiency}\n"
         );
         assert_eq!(to_csv(&statement(true)), expected);
         // Without a price book the cost columns stay, empty.
@@ -372,7 +418,7 @@ total,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,,{values},EUR,0.07,,0.00,0.00,0.
             .lines()
             .nth(1)
             .unwrap()
-            .ends_with(",12.000000,,,,,,,,,"));
+            .ends_with(&format!(",12.000000,,,,,,,,,,{efficiency}")));
     }
 
     #[test]
@@ -384,7 +430,11 @@ total,2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,,{values},EUR,0.07,,0.00,0.00,0.
 \"rows\":[{\"from\":\"2026-10-01T00:00:00Z\",\"to\":\"2026-10-02T00:00:00Z\",\"label:team\":\"a,\\\"b\\\"\",\
 \"cpu_usage_core_hours\":1.500000,"
         ));
-        assert!(json.ends_with("\"cost_total\":0.07,\"unpriced\":[\"memory\"]}}\n"));
+        assert!(json.ends_with(
+            "\"cost_total\":0.07,\"unpriced\":[\"memory\"],\"cpu_source\":\"counter\",\
+\"gpu_busy_hours\":0.500000,\"gpu_utilization\":0.250000,\"gpu_memory_used_gib_hours\":4.000000,\
+\"gpu_memory_total_gib_hours\":16.000000,\"gpu_memory_utilization\":0.250000}}\n"
+        ));
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(v["rows"][0]["label:team"], "a,\"b\"");
         assert_eq!(v["totals"]["coverage"], 0.5);

@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::quantities::{pod_usage, Usage};
-use super::samples::{
-    hour_ceil, hour_floor, PodIdentity, PodSamples, ScrapeConfig, Window, NS_PER_HOUR,
-};
+use super::samples::{hour_ceil, hour_floor, PodIdentity, PodSamples, Window, NS_PER_HOUR};
 
 /// One pod's usage over a window, the unit statements are built from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,10 +40,10 @@ pub fn hour_window(hour: i64) -> Window {
 
 /// Usage of every pod over `w` from raw samples, one entry per identity (lists for the same
 /// identity are merged), sorted by identity, pods without any contribution left out.
-pub fn usage_from_raw(pods: &[PodSamples], w: Window, cfg: ScrapeConfig) -> Vec<PodUsage> {
+pub fn usage_from_raw(pods: &[PodSamples], w: Window) -> Vec<PodUsage> {
     let mut acc: BTreeMap<&PodIdentity, Usage> = BTreeMap::new();
     for p in pods {
-        let u = pod_usage(p, w, cfg);
+        let u = pod_usage(p, w);
         if !u.is_empty() {
             acc.entry(&p.identity).or_default().merge(&u);
         }
@@ -55,9 +53,9 @@ pub fn usage_from_raw(pods: &[PodSamples], w: Window, cfg: ScrapeConfig) -> Vec<
 
 /// Rollups of every pod for the hour starting at `hour` (what the rollup job writes). Each
 /// pod's lists must include the last sample before the hour.
-pub fn rollup_hour(pods: &[PodSamples], hour: i64, cfg: ScrapeConfig) -> Vec<PodHour> {
+pub fn rollup_hour(pods: &[PodSamples], hour: i64) -> Vec<PodHour> {
     let hour = hour_floor(hour);
-    usage_from_raw(pods, hour_window(hour), cfg)
+    usage_from_raw(pods, hour_window(hour))
         .into_iter()
         .map(|p| PodHour {
             identity: p.identity,
@@ -68,12 +66,12 @@ pub fn rollup_hour(pods: &[PodSamples], hour: i64, cfg: ScrapeConfig) -> Vec<Pod
 }
 
 /// Rollups for every whole hour inside `w` (backfill).
-pub fn rollup_hours(pods: &[PodSamples], w: Window, cfg: ScrapeConfig) -> Vec<PodHour> {
+pub fn rollup_hours(pods: &[PodSamples], w: Window) -> Vec<PodHour> {
     let (first, end) = (hour_ceil(w.from), hour_floor(w.to));
     (0..)
         .map(|i| first + i * NS_PER_HOUR)
         .take_while(|h| *h < end)
-        .flat_map(|h| rollup_hour(pods, h, cfg))
+        .flat_map(|h| rollup_hour(pods, h))
         .collect()
 }
 
@@ -81,16 +79,11 @@ pub fn rollup_hours(pods: &[PodSamples], w: Window, cfg: ScrapeConfig) -> Vec<Po
 /// edges. Equals [`usage_from_raw`] over `w` when the rollups were made from the same samples.
 /// `rollups` may hold other hours (ignored); for one pod and hour the last entry wins, as a
 /// rewritten rollup point replaces the old one. `raw` needs samples only around the edges.
-pub fn usage_from_rollups(
-    rollups: &[PodHour],
-    raw: &[PodSamples],
-    w: Window,
-    cfg: ScrapeConfig,
-) -> Vec<PodUsage> {
+pub fn usage_from_rollups(rollups: &[PodHour], raw: &[PodSamples], w: Window) -> Vec<PodUsage> {
     let (h0, h1) = (hour_ceil(w.from), hour_floor(w.to));
     if h0 >= h1 {
         // No whole hour inside: nothing to read from rollups.
-        return usage_from_raw(raw, w, cfg);
+        return usage_from_raw(raw, w);
     }
     let mut latest: BTreeMap<(&PodIdentity, i64), &Usage> = BTreeMap::new();
     for r in rollups.iter().filter(|r| h0 <= r.hour && r.hour < h1) {
@@ -103,7 +96,7 @@ pub fn usage_from_rollups(
     let edges = [Window::new(w.from, h0), Window::new(h1, w.to)];
     for edge in edges.into_iter().flatten() {
         for p in raw {
-            let u = pod_usage(p, edge, cfg);
+            let u = pod_usage(p, edge);
             if !u.is_empty() {
                 acc.entry(&p.identity).or_default().merge(&u);
             }
@@ -147,11 +140,13 @@ mod tests {
                 value: counter,
                 start: Some(start),
                 request: 250,
+                nominal: Some(15 * s),
             });
             memory.push(GaugeSample {
                 t,
                 value: 1 << 28,
                 request: 1 << 29,
+                nominal: Some(15 * s),
             });
         }
         let pod = PodSamples {
@@ -164,18 +159,17 @@ mod tests {
                 name: "app".into(),
                 cpu,
                 memory,
-                gpu: vec![],
+                ..Default::default()
             }],
             ..Default::default()
         };
-        let cfg = ScrapeConfig::new(15 * s);
         let pods = [pod];
         let w = Window::new(1_234 * s, 10_001 * s).unwrap();
-        let rollups = rollup_hours(&pods, Window::new(0, 4 * NS_PER_HOUR).unwrap(), cfg);
+        let rollups = rollup_hours(&pods, Window::new(0, 4 * NS_PER_HOUR).unwrap());
         assert_eq!(rollups.len(), 3);
         assert_eq!(
-            usage_from_rollups(&rollups, &pods, w, cfg),
-            usage_from_raw(&pods, w, cfg)
+            usage_from_rollups(&rollups, &pods, w),
+            usage_from_raw(&pods, w)
         );
     }
 }

@@ -52,25 +52,11 @@ pub fn hour_ceil(t: i64) -> i64 {
     }
 }
 
-/// The scrape interval the collector runs with; it defines the gap rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScrapeConfig {
-    /// Nominal time between two scrapes, in nanoseconds (`KUBEMETER_SCRAPE_INTERVAL`).
-    pub interval_ns: i64,
-}
-
-impl ScrapeConfig {
-    pub fn new(interval_ns: i64) -> ScrapeConfig {
-        ScrapeConfig {
-            interval_ns: interval_ns.max(1),
-        }
-    }
-
-    /// The longest gap between two samples that is still bridged: 2.5 scrape intervals. One
-    /// missed scrape (a gap of 2 intervals plus jitter) is bridged; two missed scrapes are a gap.
-    pub fn max_gap_ns(&self) -> i64 {
-        self.interval_ns.saturating_mul(5) / 2
-    }
+/// The longest gap between two samples that is still bridged, for a series whose nominal
+/// interval is `nominal_ns`: 2.5 intervals. One missed scrape (a gap of 2 intervals plus
+/// jitter) is bridged; two missed scrapes are a gap.
+pub fn max_gap_ns(nominal_ns: i64) -> i64 {
+    nominal_ns.saturating_mul(5) / 2
 }
 
 /// One read of a cumulative counter (CPU core-nanoseconds, network bytes).
@@ -84,6 +70,8 @@ pub struct CounterSample {
     pub start: Option<i64>,
     /// Request in force at this sample (CPU: millicores; unused for network: 0).
     pub request: u64,
+    /// The series' nominal interval at this sample, ns (see [`Nominal`]); `None`: unknown.
+    pub nominal: Option<i64>,
 }
 
 /// One read of a gauge (memory bytes, ephemeral-storage bytes, GPU limit, node allocatable).
@@ -94,6 +82,30 @@ pub struct GaugeSample {
     pub value: u64,
     /// Request in force at this sample, same unit as `value` (0 when none).
     pub request: u64,
+    /// The series' nominal interval at this sample, ns (see [`Nominal`]); `None`: unknown.
+    pub nominal: Option<i64>,
+}
+
+/// A sample's nominal interval: how often its series was collected around it, a property of
+/// the data (never of the process that reads it). kubemeter's collector records its interval
+/// beside what it writes (`collector/interval`); for data it did not write, the series' own
+/// spacing stands in (see [`super::nominal`]). The gap rule and a first sample's interval
+/// are measured in it.
+pub trait Nominal {
+    /// The nominal interval in ns, if known and positive.
+    fn nominal_ns(&self) -> Option<i64>;
+}
+
+impl Nominal for CounterSample {
+    fn nominal_ns(&self) -> Option<i64> {
+        self.nominal.filter(|n| *n > 0)
+    }
+}
+
+impl Nominal for GaugeSample {
+    fn nominal_ns(&self) -> Option<i64> {
+        self.nominal.filter(|n| *n > 0)
+    }
 }
 
 /// Who a pod is, as frozen into the tags at ingest time. The node is part of the identity: a
@@ -125,6 +137,23 @@ pub struct ContainerSamples {
     pub memory: Vec<GaugeSample>,
     /// `nvidia.com/gpu/limit` as `value` (GPUs allocated), one sample per scrape while running.
     pub gpu: Vec<GaugeSample>,
+    /// `cpu/usage_rate` (millicores) with `cpu/request`: billed as a gauge only for a container
+    /// without any `cpu/usage` sample (old Heapster exports), see [`super::quantities`].
+    pub cpu_rate: Vec<GaugeSample>,
+    /// The GPUs the container used, as DCGM or the kubelet reported them (efficiency, not
+    /// billed).
+    pub accelerators: Vec<AcceleratorSamples>,
+}
+
+/// One GPU of a container: `accelerator/duty_cycle` (percent busy), `accelerator/memory_used`
+/// and `accelerator/memory_total` (bytes), each a gauge sorted by time (`request` unused).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcceleratorSamples {
+    /// The `accelerator_id` tag (the GPU's UUID).
+    pub id: String,
+    pub duty_cycle: Vec<GaugeSample>,
+    pub memory_used: Vec<GaugeSample>,
+    pub memory_total: Vec<GaugeSample>,
 }
 
 /// Everything billed for one pod (on one node), each list sorted by time.
@@ -150,6 +179,12 @@ impl PodSamples {
             c.cpu.sort_by_key(|s| s.t);
             c.memory.sort_by_key(|s| s.t);
             c.gpu.sort_by_key(|s| s.t);
+            c.cpu_rate.sort_by_key(|s| s.t);
+            for a in &mut c.accelerators {
+                a.duty_cycle.sort_by_key(|s| s.t);
+                a.memory_used.sort_by_key(|s| s.t);
+                a.memory_total.sort_by_key(|s| s.t);
+            }
         }
         self.ephemeral.sort_by_key(|s| s.t);
         self.net_rx.sort_by_key(|s| s.t);
@@ -184,9 +219,6 @@ mod tests {
         assert!(w.contains(10) && !w.contains(20));
         assert!(Window::new(20, 20).is_none());
         // 15 s scrapes: 37.5 s is still one interval's jitter away from two missed scrapes.
-        assert_eq!(
-            ScrapeConfig::new(15 * NS_PER_SEC).max_gap_ns(),
-            37_500_000_000
-        );
+        assert_eq!(max_gap_ns(15 * NS_PER_SEC), 37_500_000_000);
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::capacity::allocatable;
 use super::quantities::{pod_usage, Usage};
-use super::samples::{NodeSamples, PodIdentity, PodSamples, ScrapeConfig, Window};
+use super::samples::{NodeSamples, PodIdentity, PodSamples, Window};
 
 /// One pod's usage in a window, by the instant its samples were taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,12 @@ fn instants(pod: &PodSamples, w: Window) -> BTreeSet<i64> {
         add(&mut c.cpu.iter().map(|s| s.t));
         add(&mut c.memory.iter().map(|s| s.t));
         add(&mut c.gpu.iter().map(|s| s.t));
+        add(&mut c.cpu_rate.iter().map(|s| s.t));
+        for a in &c.accelerators {
+            add(&mut a.duty_cycle.iter().map(|s| s.t));
+            add(&mut a.memory_used.iter().map(|s| s.t));
+            add(&mut a.memory_total.iter().map(|s| s.t));
+        }
     }
     add(&mut pod.ephemeral.iter().map(|s| s.t));
     add(&mut pod.net_rx.iter().map(|s| s.t));
@@ -34,11 +40,11 @@ fn instants(pod: &PodSamples, w: Window) -> BTreeSet<i64> {
 /// Each pod's usage in `w`, slice by slice; lists of the same identity are merged. The slices
 /// of a pod add up to [`pod_usage`] over `w`, and those taken in any sub-window to its usage
 /// there.
-pub fn pod_slices(pods: &[PodSamples], w: Window, cfg: ScrapeConfig) -> Vec<PodSlices> {
+pub fn pod_slices(pods: &[PodSamples], w: Window) -> Vec<PodSlices> {
     let mut acc: BTreeMap<&PodIdentity, BTreeMap<i64, Usage>> = BTreeMap::new();
     for p in pods {
         for t in instants(p, w) {
-            let u = pod_usage(p, Window { from: t, to: t + 1 }, cfg);
+            let u = pod_usage(p, Window { from: t, to: t + 1 });
             if !u.is_empty() {
                 acc.entry(&p.identity)
                     .or_default()
@@ -57,11 +63,7 @@ pub fn pod_slices(pods: &[PodSamples], w: Window, cfg: ScrapeConfig) -> Vec<PodS
 }
 
 /// Each node's allocatable in `w` (millicore-ns, byte-ns), by the instant of its samples.
-pub fn node_slices(
-    nodes: &[NodeSamples],
-    w: Window,
-    cfg: ScrapeConfig,
-) -> BTreeMap<String, Vec<(i64, u128, u128)>> {
+pub fn node_slices(nodes: &[NodeSamples], w: Window) -> BTreeMap<String, Vec<(i64, u128, u128)>> {
     let mut out: BTreeMap<String, Vec<(i64, u128, u128)>> = BTreeMap::new();
     for n in nodes {
         let times: BTreeSet<i64> = n
@@ -73,7 +75,7 @@ pub fn node_slices(
             .collect();
         for t in times {
             let one = std::slice::from_ref(n);
-            if let Some((cpu, mem)) = allocatable(one, Window { from: t, to: t + 1 }, cfg)
+            if let Some((cpu, mem)) = allocatable(one, Window { from: t, to: t + 1 })
                 .remove(&n.node)
                 .filter(|(c, m)| *c > 0 || *m > 0)
             {
@@ -100,6 +102,7 @@ mod tests {
                 value: (i as u64) * 3_000_000_000,
                 start: Some(-S),
                 request: 100,
+                nominal: Some(15 * S),
             })
             .collect();
         let memory = (0..8)
@@ -107,6 +110,7 @@ mod tests {
                 t: 5 * S + i * 15 * S,
                 value: 1000 + i as u64,
                 request: 2000,
+                nominal: Some(15 * S),
             })
             .collect();
         let net = |scale: u64| {
@@ -116,6 +120,7 @@ mod tests {
                     value: (i as u64) * scale,
                     start: None,
                     request: 0,
+                    nominal: Some(30 * S),
                 })
                 .collect()
         };
@@ -129,7 +134,7 @@ mod tests {
                 name: "c".into(),
                 cpu,
                 memory,
-                gpu: vec![],
+                ..Default::default()
             }],
             ephemeral: vec![],
             net_rx: net(100),
@@ -139,10 +144,9 @@ mod tests {
 
     #[test]
     fn slices_of_any_sub_window_add_up_to_the_raw_usage_of_that_window() {
-        let cfg = ScrapeConfig::new(15 * S);
         let pods = [pod()];
         let minute = Window::new(0, 60 * S).unwrap();
-        let sliced = pod_slices(&pods, minute, cfg);
+        let sliced = pod_slices(&pods, minute);
         assert_eq!(sliced.len(), 1);
         // Instants: CPU at 0, 15, 30, 45; memory at 5, 20, 35, 50; network at 37 (its sample
         // at 7 s is the counter's baseline: it accounts for nothing, so it is no slice).
@@ -154,7 +158,7 @@ mod tests {
             for (_, u) in sliced[0].slices.iter().filter(|(t, _)| w.contains(*t)) {
                 sum.merge(u);
             }
-            let raw = usage_from_raw(&pods, w, cfg);
+            let raw = usage_from_raw(&pods, w);
             let want = raw.first().map(|p| p.usage.clone()).unwrap_or_default();
             assert_eq!(sum, want, "window {from}..{to} s");
         }

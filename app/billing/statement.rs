@@ -28,9 +28,9 @@ use std::collections::BTreeMap;
 use super::capacity::Capacity;
 use super::intervals::IntervalSet;
 use super::prices::{PriceBook, Resource};
-use super::quantities::{Mode, Quantities};
+use super::quantities::{CpuSource, Mode, Quantities};
 use super::rollup::{usage_from_raw, usage_from_rollups, PodHour, PodUsage};
-use super::samples::{PodIdentity, PodSamples, ScrapeConfig, Window};
+use super::samples::{PodIdentity, PodSamples, Window};
 
 /// How rows are grouped.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -202,6 +202,8 @@ pub struct Line {
     pub gpu_by_model: BTreeMap<Option<String>, u128>,
     /// Nanoseconds during which any pod of the line was observed.
     pub observed_ns: u128,
+    /// Where the line's CPU came from: counters, rates (old exports without counters), both.
+    pub cpu_source: CpuSource,
     pub cost: Option<Cost>,
     /// Node capacity, allocation and idle: statements by node only (see [`super::capacity`]).
     pub capacity: Option<Capacity>,
@@ -236,11 +238,13 @@ struct Acc {
     quantities: Quantities,
     gpu_by_model: BTreeMap<Option<String>, u128>,
     observed: IntervalSet,
+    cpu_source: CpuSource,
 }
 
 impl Acc {
     fn add(&mut self, p: &PodUsage) {
         self.quantities += p.usage.quantities;
+        self.cpu_source.merge(p.usage.cpu_source);
         if p.usage.quantities.gpu > 0 {
             *self
                 .gpu_by_model
@@ -310,6 +314,7 @@ pub fn build_statement(
                 quantities: acc.quantities,
                 gpu_by_model: acc.gpu_by_model,
                 observed_ns: acc.observed.measure(),
+                cpu_source: acc.cpu_source,
                 cost,
                 capacity: None,
             });
@@ -333,6 +338,7 @@ pub fn build_statement(
         quantities: all.quantities,
         gpu_by_model: all.gpu_by_model,
         observed_ns: all.observed.measure(),
+        cpu_source: all.cpu_source,
         cost: totals_cost,
         capacity: None,
     };
@@ -350,13 +356,12 @@ pub fn build_statement(
 /// A statement straight from raw samples.
 pub fn statement_from_raw(
     pods: &[PodSamples],
-    cfg: ScrapeConfig,
     w: Window,
     by: &GroupBy,
     modes: Modes,
     prices: Option<&PriceBook>,
 ) -> Statement {
-    build_statement(w, by, modes, prices, |seg| usage_from_raw(pods, seg, cfg))
+    build_statement(w, by, modes, prices, |seg| usage_from_raw(pods, seg))
 }
 
 /// A statement from hourly rollups for whole hours and raw samples for the partial edges;
@@ -364,14 +369,13 @@ pub fn statement_from_raw(
 pub fn statement_from_rollups(
     rollups: &[PodHour],
     raw: &[PodSamples],
-    cfg: ScrapeConfig,
     w: Window,
     by: &GroupBy,
     modes: Modes,
     prices: Option<&PriceBook>,
 ) -> Statement {
     build_statement(w, by, modes, prices, |seg| {
-        usage_from_rollups(rollups, raw, seg, cfg)
+        usage_from_rollups(rollups, raw, seg)
     })
 }
 
@@ -405,6 +409,7 @@ mod tests {
                 value: (15 * k as u64 + 10) * 1_000_000_000,
                 start: Some((from_s - 10) * S),
                 request: 1_000,
+                nominal: Some(15 * S),
             })
             .collect();
         let memory = (0..n)
@@ -412,6 +417,7 @@ mod tests {
                 t: (from_s + 15 * k) * S,
                 value: mem,
                 request: mem,
+                nominal: Some(15 * S),
             })
             .collect();
         PodSamples {
@@ -420,7 +426,7 @@ mod tests {
                 name: "c".into(),
                 cpu,
                 memory,
-                gpu: vec![],
+                ..Default::default()
             }],
             ..Default::default()
         }
@@ -460,14 +466,13 @@ mod tests {
             steady(id("shop", "db-0", "node-a"), 0, 120, gib),
             steady(id("shop", "db-0", "node-b"), 1_800, 120, gib),
         ];
-        let cfg = ScrapeConfig::new(15 * S);
         let w = Window::new(0, NS_PER_HOUR).unwrap();
         let modes = Modes {
             cpu: Mode::Usage,
             memory: Mode::Usage,
             ephemeral: Mode::Usage,
         };
-        let by_node = statement_from_raw(&pods, cfg, w, &GroupBy::Node, modes, None);
+        let by_node = statement_from_raw(&pods, w, &GroupBy::Node, modes, None);
         assert_eq!(by_node.rows.len(), 2);
         assert_eq!(by_node.rows[0].key, ["node-a"]);
         assert_eq!(by_node.rows[1].key, ["node-b"]);
@@ -476,7 +481,7 @@ mod tests {
             // Memory 1 GiB: first sample one nominal 15 s, then 119 × 15 s = 1800 s = 0.5 h.
             assert_eq!(row.quantities.memory.usage * 2, BYTE_NS_PER_GIB_HOUR);
         }
-        let by_pod = statement_from_raw(&pods, cfg, w, &GroupBy::Pod, modes, None);
+        let by_pod = statement_from_raw(&pods, w, &GroupBy::Pod, modes, None);
         assert_eq!(by_pod.rows.len(), 1);
         assert_eq!(by_pod.rows[0].key, ["shop", "db-0"]);
         assert_eq!(by_pod.rows[0].quantities.memory.usage, BYTE_NS_PER_GIB_HOUR);
@@ -512,6 +517,7 @@ mod tests {
                 value: (k as u64 + 1) * 3_600_000_000_000,
                 start: Some(oct1 - NS_PER_HOUR),
                 request: 1_000,
+                nominal: Some(NS_PER_HOUR),
             })
             .collect();
         let memory = (0..hours)
@@ -519,6 +525,7 @@ mod tests {
                 t: oct1 + k * NS_PER_HOUR,
                 value: 1 << 30,
                 request: 1 << 30,
+                nominal: Some(NS_PER_HOUR),
             })
             .collect();
         let pods = [PodSamples {
@@ -527,20 +534,12 @@ mod tests {
                 name: "c".into(),
                 cpu,
                 memory,
-                gpu: vec![],
+                ..Default::default()
             }],
             ..Default::default()
         }];
-        let cfg = ScrapeConfig::new(NS_PER_HOUR);
         let w = Window::new(oct1, oct1 + hours * NS_PER_HOUR).unwrap();
-        let st = statement_from_raw(
-            &pods,
-            cfg,
-            w,
-            &GroupBy::Namespace,
-            Modes::default(),
-            Some(&book),
-        );
+        let st = statement_from_raw(&pods, w, &GroupBy::Namespace, Modes::default(), Some(&book));
         assert_eq!(st.rows.len(), 2, "the price change splits the line");
         let (a, b) = (&st.rows[0], &st.rows[1]);
         // 1st–15th: 15 × 24 = 360 samples, 360 core-hours × 0.04 = 14.40; 360 GiB-hours ×
@@ -570,14 +569,7 @@ mod tests {
         .unwrap();
         let pods = [steady(id("a", "p", "n"), 0, 4, 1 << 20)];
         let w = Window::new(0, NS_PER_HOUR).unwrap();
-        let st = statement_from_raw(
-            &pods,
-            ScrapeConfig::new(15 * S),
-            w,
-            &GroupBy::Pod,
-            Modes::default(),
-            Some(&book),
-        );
+        let st = statement_from_raw(&pods, w, &GroupBy::Pod, Modes::default(), Some(&book));
         let c = st.rows[0].cost.unwrap();
         assert_eq!(c.unpriced(), [Resource::Memory]);
         assert_eq!(c.total, c.cpu.unwrap());

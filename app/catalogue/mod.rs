@@ -514,6 +514,13 @@ pub fn hourly(metric: &Metric) -> String {
     format!("{}/hourly", metric.name)
 }
 
+/// kubemeter's own, not Heapster's: one point per node and scrape round of kubemeter's
+/// collector (tags `cluster_name`, `nodename`; integer field `value`: the collector's interval
+/// in ns), at the earliest sample time of that node in that round. Billing measures the gap
+/// rule of those samples in it (see [`crate::billing::nominal`]); data without it (Heapster's)
+/// is measured in its own spacing.
+pub const COLLECTOR_INTERVAL: &str = "collector/interval";
+
 /// One point per hour whose hourly rollups are complete (`value`: how many metrics).
 pub const ROLLED_UP_HOURS: &str = "rollup/hours";
 

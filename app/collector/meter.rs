@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::billing::slices::{node_slices, pod_slices};
-use crate::billing::{ScrapeConfig, Usage};
+use crate::billing::Usage;
+use crate::catalogue::COLLECTOR_INTERVAL;
 use crate::influx::line::{measurement_of, parse_point};
 use crate::influx::Series;
 use crate::metering::markers::{self, Mark};
@@ -42,6 +43,7 @@ fn identity_tag(key: &str) -> bool {
             | "workload_name"
             | "container_name"
             | "model"
+            | "accelerator_id"
     ) || key.starts_with("label_")
 }
 
@@ -50,7 +52,8 @@ fn identity_tag(key: &str) -> bool {
 enum Slot {
     Input(usize),
     Node(usize),
-    Gpu,
+    /// The collector's `collector/interval` records (each sample's nominal interval).
+    Interval,
 }
 
 #[derive(Debug, Default)]
@@ -78,18 +81,18 @@ pub struct Meter {
     basis: String,
     writer: String,
     shards: i64,
-    scrape: ScrapeConfig,
     lookback_ns: i64,
-    /// measurement → (slot, Heapster `type` tag wanted).
-    slots: HashMap<String, (Slot, &'static str)>,
+    /// measurement → (slot, Heapster `type` tag wanted; none for the interval records).
+    slots: HashMap<String, (Slot, Option<&'static str>)>,
     inputs: Vec<HashMap<String, Buffer>>,
     nodes: [HashMap<String, Buffer>; 2],
+    intervals: HashMap<String, Buffer>,
+    /// Which input is the accelerators' memory total (its tags name pods' GPU models).
+    gpu_models: Option<usize>,
     /// By the line's series key (measurement and tags as written): parsed once per series.
     known: HashMap<String, Known>,
     /// Flushes so far.
     generation: u64,
-    /// pod UID → GPU model → last time seen.
-    gpu: HashMap<String, BTreeMap<String, i64>>,
     /// Everything before this instant is metered (a minute boundary), once set.
     metered_to: Option<i64>,
     /// The first sample time seen: minutes within `L` of it are provisional.
@@ -110,35 +113,31 @@ impl Meter {
         cluster: &str,
         shard: u32,
         shards: u32,
-        scrape: ScrapeConfig,
         memory: MemorySource,
         lookback_ns: i64,
     ) -> Meter {
         let inputs = raw::inputs(memory);
         let mut slots = HashMap::new();
         for (i, (name, type_tag)) in inputs.iter().enumerate() {
-            slots.insert((*name).to_string(), (Slot::Input(i), *type_tag));
+            slots.insert((*name).to_string(), (Slot::Input(i), Some(*type_tag)));
         }
         for (i, name) in capacity::NODE_SERIES.iter().enumerate() {
-            slots.insert((*name).to_string(), (Slot::Node(i), "node"));
+            slots.insert((*name).to_string(), (Slot::Node(i), Some("node")));
         }
-        slots.insert(
-            raw::GPU_MODEL_SERIES.to_string(),
-            (Slot::Gpu, "pod_container"),
-        );
+        slots.insert(COLLECTOR_INTERVAL.to_string(), (Slot::Interval, None));
         Meter {
             cluster: cluster.to_string(),
             basis: memory.as_str().to_string(),
             writer: shard.to_string(),
             shards: i64::from(shards.max(1)),
-            scrape,
             lookback_ns,
             slots,
+            gpu_models: inputs.iter().position(|(n, _)| *n == raw::GPU_MODEL_SERIES),
             inputs: inputs.iter().map(|_| HashMap::new()).collect(),
             nodes: [HashMap::new(), HashMap::new()],
+            intervals: HashMap::new(),
             known: HashMap::new(),
             generation: 0,
-            gpu: HashMap::new(),
             metered_to: None,
             first_seen: None,
             late: HashSet::new(),
@@ -177,16 +176,12 @@ impl Meter {
             if self.metered_to.is_some_and(|m| time < m) {
                 self.late.insert(Period::Minute.floor(time));
             }
-            match slot {
-                Slot::Gpu => {
-                    if let (Some(uid), Some(model)) = (tags.get("pod_id"), tags.get("model")) {
-                        let seen = self.gpu.entry(uid.clone()).or_default();
-                        seen.insert(model.clone(), time);
-                    }
-                }
-                Slot::Input(i) => push(&mut self.inputs[i], id, tags, time, value),
-                Slot::Node(i) => push(&mut self.nodes[i], id, tags, time, value),
-            }
+            let buffers = match slot {
+                Slot::Input(i) => &mut self.inputs[i],
+                Slot::Node(i) => &mut self.nodes[i],
+                Slot::Interval => &mut self.intervals,
+            };
+            push(buffers, id, tags, time, value);
         }
     }
 
@@ -204,8 +199,10 @@ impl Meter {
         let Some(p) = parse_point(line) else {
             return ignored;
         };
-        if !p.tags.iter().any(|(k, v)| k == "type" && v == type_tag) {
-            return ignored;
+        if let Some(t) = type_tag {
+            if !p.tags.iter().any(|(k, v)| k == "type" && v == t) {
+                return ignored;
+            }
         }
         let tags: BTreeMap<String, String> = p
             .tags
@@ -255,11 +252,13 @@ impl Meter {
         let nodes = capacity::assemble_series(
             self.series(&self.nodes[0], to),
             self.series(&self.nodes[1], to),
+            self.series(&self.intervals, to),
+            self.lookback_ns,
         );
         for minute in Period::Minute.starts_within(crate::billing::Window { from, to }) {
             let w = Period::Minute.window(minute);
             let rows = PeriodRows {
-                pods: pod_slices(&pods, w, self.scrape)
+                pods: pod_slices(&pods, w)
                     .into_iter()
                     .map(|p| UsageRow {
                         identity: p.identity,
@@ -272,7 +271,7 @@ impl Meter {
                     })
                     .collect(),
                 namespaces: Vec::new(),
-                nodes: node_slices(&nodes, w, self.scrape)
+                nodes: node_slices(&nodes, w)
                     .into_iter()
                     .map(|(node, slices)| NodeRow {
                         cpu: slices.iter().map(|s| s.1).sum(),
@@ -342,6 +341,7 @@ impl Meter {
         self.inputs
             .iter()
             .chain(self.nodes.iter())
+            .chain([&self.intervals])
             .flat_map(|m| m.values())
             .filter_map(|b| b.points.back().map(|p| p.0))
             .max()
@@ -350,22 +350,13 @@ impl Meter {
     /// Per-pod samples of every buffered series before `to`.
     fn pod_samples(&self, to: i64) -> Vec<crate::billing::PodSamples> {
         let by_input = self.inputs.iter().map(|m| self.series(m, to)).collect();
+        // The GPUs' memory-total series carry the pod UID and the GPU model in their tags.
         let accelerators = self
-            .gpu
-            .iter()
-            .flat_map(|(uid, models)| {
-                models.keys().map(move |model| Series {
-                    name: raw::GPU_MODEL_SERIES.to_string(),
-                    tags: BTreeMap::from([
-                        ("pod_id".to_string(), uid.clone()),
-                        ("model".to_string(), model.clone()),
-                    ]),
-                    columns: vec!["time".into(), "value".into()],
-                    values: Vec::new(),
-                })
-            })
-            .collect();
-        raw::assemble_series(by_input, accelerators, self.lookback_ns)
+            .gpu_models
+            .map(|i| self.series(&self.inputs[i], to))
+            .unwrap_or_default();
+        let intervals = self.series(&self.intervals, to);
+        raw::assemble_series(by_input, accelerators, intervals, self.lookback_ns)
     }
 
     /// The buffers as InfluxDB series (points before `to`).
@@ -391,7 +382,8 @@ impl Meter {
     /// empty.
     fn trim(&mut self, to: i64) {
         let oldest = to.saturating_sub(self.lookback_ns);
-        for buffers in self.inputs.iter_mut().chain(self.nodes.iter_mut()) {
+        let all = self.inputs.iter_mut().chain(self.nodes.iter_mut());
+        for buffers in all.chain([&mut self.intervals]) {
             buffers.retain(|_, b| {
                 let before = b.points.iter().filter(|(t, _)| *t < to).count();
                 for _ in PREDECESSORS..before.max(PREDECESSORS) {
@@ -403,10 +395,6 @@ impl Meter {
                 !b.points.is_empty()
             });
         }
-        self.gpu.retain(|_, models| {
-            models.retain(|_, seen| *seen >= oldest);
-            !models.is_empty()
-        });
     }
 }
 

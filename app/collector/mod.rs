@@ -188,6 +188,12 @@ impl Collector {
                     let mut buf = String::with_capacity(64 * 1024);
                     report.points +=
                         encode_summary(&summary, &cluster, &mut self.rates, &mut totals, &mut buf);
+                    report.points += encode_interval(
+                        &summary,
+                        &self.settings.cluster_name,
+                        self.settings.interval,
+                        &mut buf,
+                    );
                     self.meter.feed(&buf);
                     self.writer.send(buf).await;
                 }
@@ -247,21 +253,80 @@ async fn last_metered_minute(influx: &InfluxClient, settings: &CollectSettings) 
     answer.first()?.first()?.values.first()?.first()?.as_i64()
 }
 
-/// The meter of a collector with `settings`: its cluster, its shard, its interval.
+/// The meter of a collector with `settings`: its cluster, its shard, its memory gauge.
 fn meter_for(settings: &CollectSettings) -> Meter {
-    let scrape = crate::billing::ScrapeConfig::new(
-        i64::try_from(settings.interval.as_nanos()).unwrap_or(i64::MAX),
-    );
-    let lookback = crate::metering::MIN_LOOKBACK_NS.max(scrape.max_gap_ns().saturating_mul(2));
     let (index, count) = settings.shard.map_or((0, 1), |s| (s.index, s.count));
     Meter::new(
         &settings.cluster_name,
         index,
         count,
-        scrape,
         settings.memory,
-        lookback,
+        crate::metering::LOOKBACK_NS,
     )
+}
+
+/// Appends the `collector/interval` point of one node's round: the collector's interval, at
+/// the earliest sample time of the node's summary, so that every sample of this round reads
+/// this round's interval as its nominal one (the gap rule is measured in it: see
+/// [`crate::billing::nominal`]) and a changed interval applies from its first round exactly.
+/// Returns the points appended (none for a summary without any sample time).
+pub fn encode_interval(
+    summary: &self::summary::Summary,
+    cluster_name: &str,
+    interval: Duration,
+    buf: &mut String,
+) -> usize {
+    let (Some(t), Ok(ns)) = (earliest_sample(summary), i64::try_from(interval.as_nanos())) else {
+        return 0;
+    };
+    let tags = [
+        ("cluster_name", cluster_name),
+        ("nodename", summary.node.node_name.as_str()),
+    ];
+    let value = crate::influx::line::Value::Int(ns);
+    let written = crate::influx::line::write_point(
+        buf,
+        crate::catalogue::COLLECTOR_INTERVAL,
+        &tags,
+        value,
+        t,
+    );
+    usize::from(written.is_ok())
+}
+
+/// The earliest sample time anywhere in a node's summary, ns.
+fn earliest_sample(s: &self::summary::Summary) -> Option<i64> {
+    use self::summary::ContainerStats;
+    let container = |c: &ContainerStats| {
+        [
+            c.cpu.as_ref().and_then(|x| x.time),
+            c.memory.as_ref().and_then(|x| x.time),
+            c.rootfs.as_ref().and_then(|x| x.time),
+            c.logs.as_ref().and_then(|x| x.time),
+        ]
+    };
+    let node = &s.node;
+    let mut times = vec![
+        node.cpu.as_ref().and_then(|x| x.time),
+        node.memory.as_ref().and_then(|x| x.time),
+        node.network.as_ref().and_then(|x| x.time),
+        node.fs.as_ref().and_then(|x| x.time),
+    ];
+    times.extend(node.system_containers.iter().flat_map(container));
+    for pod in &s.pods {
+        times.extend([
+            pod.cpu.as_ref().and_then(|x| x.time),
+            pod.memory.as_ref().and_then(|x| x.time),
+            pod.network.as_ref().and_then(|x| x.time),
+            pod.ephemeral_storage.as_ref().and_then(|x| x.time),
+        ]);
+        times.extend(pod.containers.iter().flat_map(container));
+    }
+    times
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.timestamp_nanos_opt())
+        .min()
 }
 
 /// Merges the node's DCGM readings into its summary. A missing exporter costs the GPU
@@ -392,6 +457,33 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_records_its_interval_at_the_earliest_sample_of_each_node() {
+        // The node's CPU at 10:00:05, a pod's memory at 10:00:02 (kubelets sample each
+        // resource on its own clock): the record sits at 10:00:02, before every sample.
+        let summary: self::summary::Summary = serde_json::from_value(serde_json::json!({
+            "node": {"nodeName": "n1", "cpu": {"time": "2026-10-01T10:00:05Z"}},
+            "pods": [{"podRef": {"name": "p", "namespace": "a"}, "containers": [
+                {"name": "c", "memory": {"time": "2026-10-01T10:00:02Z", "workingSetBytes": 1}}]}]
+        }))
+        .unwrap();
+        let mut buf = String::new();
+        assert_eq!(
+            encode_interval(&summary, "prod", Duration::from_secs(60), &mut buf),
+            1
+        );
+        assert_eq!(
+            buf,
+            "collector/interval,cluster_name=prod,nodename=n1 value=60000000000i 1790848802000000000\n"
+        );
+        // A summary without any sample time records nothing.
+        let empty = self::summary::Summary::default();
+        assert_eq!(
+            encode_interval(&empty, "prod", Duration::from_secs(60), &mut buf),
+            0
+        );
+    }
 
     #[test]
     fn shards_split_nodes_without_overlap_or_gaps() {

@@ -77,12 +77,14 @@ pub fn whole_hours(w: Window) -> Vec<i64> {
     Period::Hour.starts_within(w).collect()
 }
 
-/// The clusters whose raw samples `kubemeter rollup` meters (every `cluster_name` of the CPU
-/// series).
+/// The cluster data without a `cluster_name` tag is metered as (Heapster's default name).
+pub const DEFAULT_CLUSTER: &str = "default";
+
+/// The clusters whose raw samples `kubemeter rollup` meters: every `cluster_name` in the
+/// database, and [`DEFAULT_CLUSTER`] for data written without one.
 pub async fn clusters(m: &Metering) -> Result<Vec<String>, InfluxError> {
     let q = format!(
-        "SHOW TAG VALUES FROM {} WITH KEY = {}",
-        crate::influx::ql::ident(crate::catalogue::name::CPU_USAGE),
+        "SHOW TAG VALUES WITH KEY = {}",
         crate::influx::ql::ident(CLUSTER)
     );
     let answer = m.influx.query(&q).await?;
@@ -91,6 +93,7 @@ pub async fn clusters(m: &Metering) -> Result<Vec<String>, InfluxError> {
         .flat_map(|s| s.values.iter())
         .filter_map(|row| row.get(1)?.as_str().map(str::to_string))
         .collect();
+    out.push(DEFAULT_CLUSTER.to_string());
     out.sort();
     out.dedup();
     Ok(out)
@@ -139,7 +142,7 @@ pub async fn recompute(
         .collect();
     let total = chunks.len() as u64;
     progress.step(0, total);
-    let conds = [Cond::TagEq(CLUSTER.into(), cluster.into())];
+    let conds = [cluster_condition(cluster)];
     let mut done = 0;
     for (i, chunk) in chunks.iter().enumerate() {
         let these: Vec<i64> = minutes.range(chunk.from..chunk.to).copied().collect();
@@ -148,7 +151,7 @@ pub async fn recompute(
         let mut periods = Vec::with_capacity(these.len());
         for start in &these {
             let w = Period::Minute.window(*start);
-            let pods = pod_slices(&pods, w, m.scrape)
+            let pods = pod_slices(&pods, w)
                 .into_iter()
                 .map(|p| UsageRow {
                     identity: p.identity,
@@ -160,7 +163,7 @@ pub async fn recompute(
                         .collect(),
                 })
                 .collect();
-            let nodes = node_slices(&nodes, w, m.scrape)
+            let nodes = node_slices(&nodes, w)
                 .into_iter()
                 .map(|(node, slices)| NodeRow {
                     cpu: slices.iter().map(|s| s.1).sum(),
@@ -183,6 +186,15 @@ pub async fn recompute(
         progress.step(i as u64 + 1, total);
     }
     Ok(done)
+}
+
+/// The raw series of `cluster`; for [`DEFAULT_CLUSTER`] also those without a `cluster_name`.
+fn cluster_condition(cluster: &str) -> Cond {
+    if cluster == DEFAULT_CLUSTER {
+        Cond::TagIn(CLUSTER.into(), vec![cluster.to_string(), String::new()])
+    } else {
+        Cond::TagEq(CLUSTER.into(), cluster.into())
+    }
 }
 
 /// Deletes the markers and rows of `periods` (all of one length), writes their rows, then

@@ -29,7 +29,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::billing::samples::NS_PER_HOUR;
 use crate::billing::{
     attach_capacity, build_statement, usage_from_raw, Allocatable, GroupBy, Modes, PodIdentity,
-    PodUsage, PriceBook, ScrapeConfig, Statement, Usage, Window,
+    PodUsage, PriceBook, Statement, Usage, Window,
 };
 use crate::influx::client::{InfluxClient, InfluxError};
 use crate::influx::ql::Cond;
@@ -40,9 +40,10 @@ use self::period::Period;
 use self::plan::{Complete, Piece};
 use self::rows::{Kind, NodeRow, UsageRow};
 
-/// The look-back `L` of raw reads (see [`raw`]): at least an hour, and always well beyond the
-/// gap rule's 2.5 scrape intervals.
-pub const MIN_LOOKBACK_NS: i64 = NS_PER_HOUR;
+/// The look-back `L` of raw reads (see [`raw`]): an hour, the same for every reader, so that
+/// quantities depend on the data only. It is far beyond the gap rule's 2.5 intervals of any
+/// usual collection (15 s to 5 min); a predecessor older than it is no predecessor.
+pub const LOOKBACK_NS: i64 = NS_PER_HOUR;
 
 /// Reads of a statement before it is read from raw samples, when the rollup job keeps
 /// rewriting periods under it.
@@ -77,7 +78,6 @@ impl MemorySource {
 #[derive(Clone)]
 pub struct Metering {
     pub influx: InfluxClient,
-    pub scrape: ScrapeConfig,
     pub prices: Option<Arc<PriceBook>>,
     pub memory: MemorySource,
 }
@@ -126,14 +126,15 @@ struct Read {
 
 impl Metering {
     /// What rows depend on besides the samples: the memory gauge. Markers carry it, so a
-    /// reader never takes rows computed for another gauge.
+    /// reader never takes rows computed for another gauge. (The gap rule's interval is the
+    /// data's own, so it is no part of it.)
     pub fn basis(&self) -> String {
         self.memory.as_str().to_string()
     }
 
-    /// The look-back `L` of raw reads for this scrape interval.
+    /// The look-back `L` of raw reads.
     pub fn lookback_ns(&self) -> i64 {
-        MIN_LOOKBACK_NS.max(self.scrape.max_gap_ns().saturating_mul(2))
+        LOOKBACK_NS
     }
 
     /// The statement for `q`: same numbers whoever asks, from metered rows.
@@ -351,11 +352,7 @@ impl Metering {
 
     /// Per-pod usage of one chunk from raw samples.
     pub async fn raw_chunk(&self, w: Window, conds: &[Cond]) -> Result<Vec<PodUsage>, InfluxError> {
-        Ok(usage_from_raw(
-            &self.raw_samples(w, conds).await?,
-            w,
-            self.scrape,
-        ))
+        Ok(usage_from_raw(&self.raw_samples(w, conds).await?, w))
     }
 
     /// The raw samples of chunk `w` and its look-back, restricted by `conds`.

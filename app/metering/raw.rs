@@ -1,29 +1,43 @@
 //! Raw samples of one chunk of time, read from InfluxDB into [`PodSamples`].
 //!
 //! For a chunk `[from, to)` every series the billing math needs is read twice in one request:
-//! its samples inside the chunk, and its last sample in the look-back `[from − L, from)` (a
-//! `last()` selector keeps the sample's own time), which a counter needs for its first delta
-//! and a gauge for its first interval.
+//! its samples inside the chunk, and its last two samples in the look-back `[from − L, from)`
+//! (newest first, `LIMIT 2` per series): a counter needs the last one for its first delta, a
+//! gauge for its first interval, and the one before it gives the first sample's nominal
+//! interval when the collector recorded none. The collector's `collector/interval` records
+//! are read for the chunk and the last one per node in the look-back.
+//!
+//! **Nominal intervals.** Each sample gets its series' nominal interval from the data (see
+//! [`crate::billing::nominal`]): the interval recorded for its node at or before it, if at
+//! most `L` older; otherwise the series' previous gap, from its two predecessors within `L`
+//! (one predecessor: the gap to it; none: unknown). Both only look `L` back, so any chunking
+//! gives every sample the same interval.
 //!
 //! **Look-back rule.** A sample whose predecessor is more than `L` older has no predecessor:
 //! the list is cut there. Without that cut the answer would depend on where chunks begin (a
 //! predecessor 3 h back is inside one chunk and outside another's look-back), and rollups,
-//! raw chunks and raw edges must give the same integers. The cut only matters for counters
-//! (gauges already ignore predecessors older than 2.5 scrape intervals, and `L` is longer):
-//! CPU or network used during an unobserved stretch longer than `L` is not billed, and the
-//! stretch shows as missing coverage.
+//! raw chunks and raw edges must give the same integers. For counters the cut means CPU or
+//! network used during an unobserved stretch longer than `L` is not billed (the stretch shows
+//! as missing coverage); for gauges it only matters for series collected less often than
+//! every `L` / 2.5.
 //!
 //! Requests follow the same rule: the request in force at a sample is the latest request sample
 //! at or before it, if that is at most `L` older; otherwise there is none (0).
+//!
+//! CPU of a container without any `cpu/usage` sample in the chunk and its look-back comes from
+//! its `cpu/usage_rate` (old Heapster exports), which is read for that case.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
+use crate::billing::nominal;
 use crate::billing::{
-    ContainerSamples, CounterSample, GaugeSample, PodIdentity, PodSamples, Window,
+    AcceleratorSamples, ContainerSamples, CounterSample, GaugeSample, PodIdentity, PodSamples,
+    Window,
 };
 use crate::catalogue::name as m;
+use crate::catalogue::COLLECTOR_INTERVAL;
 use crate::influx::ql::{show_tag_keys, Cond, GroupBy, Projection, Select, Source};
 use crate::influx::{InfluxClient, InfluxError, Series};
 
@@ -38,6 +52,13 @@ const PARALLEL_REQUESTS: usize = 3;
 /// Nanoseconds per millisecond (`uptime` is in ms).
 const NS_PER_MS: i64 = 1_000_000;
 
+/// Samples of each series read from the look-back: the predecessor of the chunk's first
+/// sample, and the one before it (its nominal interval when none is recorded).
+const LOOKBACK_SAMPLES: u32 = 2;
+
+/// The tag naming one GPU in the `accelerator/*` series.
+const ACCELERATOR_ID: &str = "accelerator_id";
+
 /// One series the billing math reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Input {
@@ -49,15 +70,21 @@ enum Input {
     Memory,
     MemoryRequest,
     GpuLimit,
-    /// Pod level from here on.
+    /// Pod level: ephemeral storage and network.
     Ephemeral,
     EphemeralRequest,
     NetRx,
     NetTx,
+    /// `cpu/usage_rate`, millicores, per container (CPU where no counter exists).
+    CpuRate,
+    /// Per container and GPU (`accelerator_id`): GPU efficiency.
+    GpuDutyCycle,
+    GpuMemoryUsed,
+    GpuMemoryTotal,
 }
 
 impl Input {
-    const ALL: [Input; 10] = [
+    const ALL: [Input; 14] = [
         Input::Cpu,
         Input::Uptime,
         Input::CpuRequest,
@@ -68,6 +95,10 @@ impl Input {
         Input::EphemeralRequest,
         Input::NetRx,
         Input::NetTx,
+        Input::CpuRate,
+        Input::GpuDutyCycle,
+        Input::GpuMemoryUsed,
+        Input::GpuMemoryTotal,
     ];
 
     fn measurement(self, memory: MemorySource) -> &'static str {
@@ -85,11 +116,26 @@ impl Input {
             Input::EphemeralRequest => m::EPHEMERAL_STORAGE_REQUEST,
             Input::NetRx => m::NETWORK_RX,
             Input::NetTx => m::NETWORK_TX,
+            Input::CpuRate => m::CPU_USAGE_RATE,
+            Input::GpuDutyCycle => m::ACCELERATOR_DUTY_CYCLE,
+            Input::GpuMemoryUsed => m::ACCELERATOR_MEMORY_USED,
+            Input::GpuMemoryTotal => m::ACCELERATOR_MEMORY_TOTAL,
         }
     }
 
     fn pod_level(self) -> bool {
-        self >= Input::Ephemeral
+        matches!(
+            self,
+            Input::Ephemeral | Input::EphemeralRequest | Input::NetRx | Input::NetTx
+        )
+    }
+
+    /// Per GPU of a container.
+    fn per_gpu(self) -> bool {
+        matches!(
+            self,
+            Input::GpuDutyCycle | Input::GpuMemoryUsed | Input::GpuMemoryTotal
+        )
     }
 
     /// Heapster's `type` tag of the series read (pod sums are not read for containers' metrics,
@@ -114,15 +160,19 @@ pub struct RawQuery<'a> {
 }
 
 impl RawQuery<'_> {
-    /// The tags a series is grouped by: the identity, the container and the labels. Named
-    /// rather than `GROUP BY *`, which InfluxDB 1.x answers about three times slower.
-    fn group_by(&self) -> GroupBy {
+    /// The tags a series is grouped by: the identity, the container and the labels (and the
+    /// GPU for per-GPU inputs). Named rather than `GROUP BY *`, which InfluxDB 1.x answers
+    /// about three times slower.
+    fn group_by(&self, input: Input) -> GroupBy {
         let mut tags: Vec<String> = [NAMESPACE, POD, POD_UID, NODE, WORKLOAD_KIND, WORKLOAD_NAME]
             .iter()
             .map(|t| t.to_string())
             .collect();
         tags.push(CONTAINER.into());
         tags.extend(self.label_keys.iter().cloned());
+        if input.per_gpu() {
+            tags.push(ACCELERATOR_ID.into());
+        }
         GroupBy::Tags(tags)
     }
 }
@@ -152,60 +202,100 @@ fn at(ns: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_nanos(ns)
 }
 
-fn select(projection: Projection, measurement: &str, type_tag: &str, q: &RawQuery) -> Select {
-    let mut s = Select::new(projection, Source::Measurement(measurement.to_string()));
+fn select(measurement: &str, type_tag: &str, conds: &[Cond], group_by: GroupBy) -> Select {
+    let mut s = Select::new(
+        Projection::Fields(vec!["value".into()]),
+        Source::Measurement(measurement.to_string()),
+    );
     s.conditions = vec![Cond::TagEq("type".into(), type_tag.into())];
-    s.conditions.extend(q.scope.iter().cloned());
-    s.group_by = q.group_by();
+    s.conditions.extend(conds.iter().cloned());
+    s.group_by = group_by;
     s
 }
 
-/// The statements for chunk `w`: per input its samples in `w`, then its last sample in the
-/// look-back; finally the GPU model of each pod from the accelerator series.
-pub fn statements(w: Window, q: &RawQuery) -> Vec<String> {
-    let body = [Cond::TimeGe(at(w.from)), Cond::TimeLt(at(w.to))];
-    let back = [
-        Cond::TimeGe(at(w.from - q.lookback_ns)),
+/// Narrows `s` to the look-back of chunk `w`: its last `n` samples per series before `w`.
+fn last_before(mut s: Select, w: Window, lookback_ns: i64, n: u32) -> Select {
+    s.conditions.extend([
+        Cond::TimeGe(at(w.from.saturating_sub(lookback_ns))),
         Cond::TimeLt(at(w.from)),
-    ];
-    let mut out = Vec::with_capacity(2 * Input::ALL.len() + 1);
-    for input in Input::ALL {
-        let name = input.measurement(q.memory);
-        let mut s = select(
+    ]);
+    s.newest_first = true;
+    s.limit = Some(n);
+    s
+}
+
+fn inside(mut s: Select, w: Window) -> Select {
+    s.conditions
+        .extend([Cond::TimeGe(at(w.from)), Cond::TimeLt(at(w.to))]);
+    s
+}
+
+/// The `collector/interval` records of chunk `w` and the last one per node before it (not
+/// scoped: they are the collector's, per node, and say nothing about anyone's pods).
+pub fn interval_statements(w: Window, lookback_ns: i64) -> [String; 2] {
+    let record = || {
+        let mut s = Select::new(
             Projection::Fields(vec!["value".into()]),
-            name,
-            input.type_tag(),
-            q,
+            Source::Measurement(COLLECTOR_INTERVAL.into()),
         );
-        s.conditions.extend(body.iter().cloned());
-        out.push(s.to_influxql());
-        let mut s = select(
-            Projection::Last {
-                field: "value".into(),
-                alias: "value".into(),
-            },
-            name,
-            input.type_tag(),
-            q,
-        );
-        s.conditions.extend(back.iter().cloned());
-        out.push(s.to_influxql());
+        s.group_by = GroupBy::Tags(vec![NODE.into()]);
+        s
+    };
+    [
+        inside(record(), w).to_influxql(),
+        last_before(record(), w, lookback_ns, 1).to_influxql(),
+    ]
+}
+
+/// Interval records by node, sorted by time: `(time, interval ns)`.
+pub type Recorded = BTreeMap<String, Vec<(i64, i64)>>;
+
+/// The records in the answers to [`interval_statements`].
+pub fn recorded_intervals<'a>(answers: impl IntoIterator<Item = &'a Series>) -> Recorded {
+    let mut out = Recorded::new();
+    for s in answers {
+        let node = s.tags.get(NODE).cloned().unwrap_or_default();
+        let points = series::points(s).filter_map(|(t, v)| Some((t, i64::try_from(v).ok()?)));
+        out.entry(node).or_default().extend(points);
     }
-    let mut s = select(
+    for points in out.values_mut() {
+        points.sort_unstable();
+        points.dedup_by_key(|(t, _)| *t);
+    }
+    out
+}
+
+/// The statements for chunk `w`: per input its samples in `w`, then its last samples in the
+/// look-back; then the GPU model of each pod from the accelerator series; then the collector's
+/// interval records ([`interval_statements`]).
+pub fn statements(w: Window, q: &RawQuery) -> Vec<String> {
+    let mut out = Vec::with_capacity(2 * Input::ALL.len() + 3);
+    for input in Input::ALL {
+        let s = select(
+            input.measurement(q.memory),
+            input.type_tag(),
+            q.scope,
+            q.group_by(input),
+        );
+        out.push(inside(s.clone(), w).to_influxql());
+        out.push(last_before(s, w, q.lookback_ns, LOOKBACK_SAMPLES).to_influxql());
+    }
+    let mut s = Select::new(
         Projection::Last {
             field: "value".into(),
             alias: "value".into(),
         },
-        m::ACCELERATOR_MEMORY_TOTAL,
-        "pod_container",
-        q,
+        Source::Measurement(m::ACCELERATOR_MEMORY_TOTAL.into()),
     );
+    s.conditions = vec![Cond::TagEq("type".into(), "pod_container".into())];
+    s.conditions.extend(q.scope.iter().cloned());
     s.conditions.extend([
         Cond::TimeGe(at(w.from - q.lookback_ns)),
         Cond::TimeLt(at(w.to)),
     ]);
     s.group_by = GroupBy::Tags(vec![POD_UID.into(), "model".into()]);
     out.push(s.to_influxql());
+    out.extend(interval_statements(w, q.lookback_ns));
     out
 }
 
@@ -222,19 +312,23 @@ pub fn inputs(memory: MemorySource) -> Vec<(&'static str, &'static str)> {
 pub const GPU_MODEL_SERIES: &str = m::ACCELERATOR_MEMORY_TOTAL;
 
 /// Per-pod samples from series already in hand (the collector's own points, as it meters):
-/// `by_input` in the order of [`inputs`], then the accelerator series. The same assembly a
-/// read from InfluxDB goes through, so the same points give the same samples.
+/// `by_input` in the order of [`inputs`], the accelerator series naming GPU models (tags
+/// `pod_id`, `model`), and the collector's interval records (tag `nodename`). The same
+/// assembly a read from InfluxDB goes through, so the same points give the same samples.
 pub fn assemble_series(
     by_input: Vec<Vec<Series>>,
     accelerators: Vec<Series>,
+    intervals: Vec<Series>,
     lookback_ns: i64,
 ) -> Vec<PodSamples> {
-    let mut results = Vec::with_capacity(2 * by_input.len() + 1);
+    let mut results = Vec::with_capacity(2 * by_input.len() + 3);
     for series in by_input {
         results.push(series);
         results.push(Vec::new());
     }
     results.push(accelerators);
+    results.push(intervals);
+    results.push(Vec::new());
     assemble(&results, lookback_ns)
 }
 
@@ -257,11 +351,61 @@ pub async fn read(
 
 type Points = Vec<(i64, u64)>;
 
-/// Everything read for one pod, by input, per container and for the pod.
+/// Everything read for one pod, by input: per container, per GPU of a container (by
+/// container and `accelerator_id`), and for the pod.
 #[derive(Default)]
 struct PodSeries {
     containers: BTreeMap<String, BTreeMap<Input, Points>>,
+    gpus: BTreeMap<(String, String), BTreeMap<Input, Points>>,
     pod: BTreeMap<Input, Points>,
+}
+
+impl PodSeries {
+    fn points(&mut self, input: Input, tags: &BTreeMap<String, String>) -> &mut Points {
+        let by_input = if input.pod_level() {
+            &mut self.pod
+        } else if input.per_gpu() {
+            let id = tags.get(ACCELERATOR_ID).cloned().unwrap_or_default();
+            self.gpus.entry((series::container(tags), id)).or_default()
+        } else {
+            self.containers.entry(series::container(tags)).or_default()
+        };
+        by_input.entry(input).or_default()
+    }
+
+    fn sort(&mut self) {
+        let lists = self.containers.values_mut().chain(self.gpus.values_mut());
+        for by_input in lists.chain([&mut self.pod]) {
+            by_input.values_mut().for_each(sort_points);
+        }
+    }
+}
+
+/// How samples get their nominal interval: the node's records and the look-back `L`.
+struct Nominals<'a> {
+    recorded: &'a [(i64, i64)],
+    lookback_ns: i64,
+}
+
+impl Nominals<'_> {
+    fn of(&self, points: &Points) -> Vec<Option<i64>> {
+        let times: Vec<i64> = points.iter().map(|(t, _)| *t).collect();
+        nominal::assign(&times, self.recorded, self.lookback_ns)
+    }
+
+    /// Gauge samples of `values` with the request in force at each.
+    fn gauges(&self, values: &Points, requests: &Points) -> Vec<GaugeSample> {
+        values
+            .iter()
+            .zip(self.of(values))
+            .map(|(&(t, value), nominal)| GaugeSample {
+                t,
+                value,
+                request: in_force(requests, t, self.lookback_ns),
+                nominal,
+            })
+            .collect()
+    }
 }
 
 /// Builds per-pod samples from the answers to [`statements`] (same order). Series of one pod
@@ -272,24 +416,21 @@ fn assemble(results: &[Vec<Series>], lookback_ns: i64) -> Vec<PodSamples> {
         for part in results.iter().skip(2 * i).take(2) {
             for s in part {
                 let pod = pods.entry(series::identity(&s.tags)).or_default();
-                let points = if input.pod_level() {
-                    pod.pod.entry(input).or_default()
-                } else {
-                    let c = pod.containers.entry(series::container(&s.tags));
-                    c.or_default().entry(input).or_default()
-                };
-                points.extend(series::points(s));
+                pod.points(input, &s.tags).extend(series::points(s));
             }
         }
     }
-    let models = gpu_models(results.get(2 * Input::ALL.len()).map_or(&[], Vec::as_slice));
+    let n = 2 * Input::ALL.len();
+    let models = gpu_models(results.get(n).map_or(&[], Vec::as_slice));
+    let recorded = recorded_intervals(results.iter().skip(n + 1).take(2).flatten());
     pods.into_iter()
         .flat_map(|(identity, mut series)| {
-            for by_input in series.containers.values_mut() {
-                by_input.values_mut().for_each(sort_points);
-            }
-            series.pod.values_mut().for_each(sort_points);
-            let mut pod = pod_samples(identity, &series, lookback_ns);
+            series.sort();
+            let nominals = Nominals {
+                recorded: recorded.get(&identity.node).map_or(&[], Vec::as_slice),
+                lookback_ns,
+            };
+            let mut pod = pod_samples(identity, &series, &nominals);
             if pod.containers.iter().any(|c| !c.gpu.is_empty()) {
                 pod.identity.gpu_model = models.get(&pod.identity.pod_uid).cloned();
             }
@@ -323,32 +464,36 @@ fn gpu_models(series: &[Series]) -> BTreeMap<String, String> {
     out
 }
 
-fn pod_samples(identity: PodIdentity, s: &PodSeries, lookback_ns: i64) -> PodSamples {
+fn pod_samples(identity: PodIdentity, s: &PodSeries, nominals: &Nominals) -> PodSamples {
     let empty = Points::new();
     let get = |input| s.pod.get(&input).unwrap_or(&empty);
     let network = |input| {
-        get(input)
+        let points = get(input);
+        points
             .iter()
-            .map(|&(t, value)| CounterSample {
+            .zip(nominals.of(points))
+            .map(|(&(t, value), nominal)| CounterSample {
                 t,
                 value,
                 start: None,
                 request: 0,
+                nominal,
             })
             .collect()
     };
+    let containers = s
+        .containers
+        .iter()
+        .map(|(name, by_input)| {
+            let mut c = container_samples(name, by_input, nominals);
+            c.accelerators = accelerators(name, &s.gpus, nominals);
+            c
+        })
+        .collect();
     PodSamples {
         identity,
-        containers: s
-            .containers
-            .iter()
-            .map(|(name, by_input)| container_samples(name, by_input, lookback_ns))
-            .collect(),
-        ephemeral: gauges(
-            get(Input::Ephemeral),
-            get(Input::EphemeralRequest),
-            lookback_ns,
-        ),
+        containers,
+        ephemeral: nominals.gauges(get(Input::Ephemeral), get(Input::EphemeralRequest)),
         net_rx: network(Input::NetRx),
         net_tx: network(Input::NetTx),
     }
@@ -357,36 +502,57 @@ fn pod_samples(identity: PodIdentity, s: &PodSeries, lookback_ns: i64) -> PodSam
 fn container_samples(
     name: &str,
     by_input: &BTreeMap<Input, Points>,
-    lookback_ns: i64,
+    nominals: &Nominals,
 ) -> ContainerSamples {
     let empty = Points::new();
     let get = |input| by_input.get(&input).unwrap_or(&empty);
     let uptime = get(Input::Uptime);
     let requests = get(Input::CpuRequest);
-    let cpu = get(Input::Cpu)
+    let counter = get(Input::Cpu);
+    let cpu = counter
         .iter()
-        .map(|&(t, value)| CounterSample {
+        .zip(nominals.of(counter))
+        .map(|(&(t, value), nominal)| CounterSample {
             t,
             value,
             start: uptime_at(uptime, t).and_then(|up| start_from_uptime(t, up)),
-            request: in_force(requests, t, lookback_ns),
+            request: in_force(requests, t, nominals.lookback_ns),
+            nominal,
         })
         .collect();
+    // The rate stands in for the counter only where there is no counter at all.
+    let cpu_rate = if counter.is_empty() {
+        nominals.gauges(get(Input::CpuRate), requests)
+    } else {
+        Vec::new()
+    };
     ContainerSamples {
         name: name.to_string(),
         cpu,
-        memory: gauges(get(Input::Memory), get(Input::MemoryRequest), lookback_ns),
-        gpu: gauges(get(Input::GpuLimit), &empty, lookback_ns),
+        memory: nominals.gauges(get(Input::Memory), get(Input::MemoryRequest)),
+        gpu: nominals.gauges(get(Input::GpuLimit), &empty),
+        cpu_rate,
+        accelerators: Vec::new(),
     }
 }
 
-fn gauges(values: &Points, requests: &Points, lookback_ns: i64) -> Vec<GaugeSample> {
-    values
-        .iter()
-        .map(|&(t, value)| GaugeSample {
-            t,
-            value,
-            request: in_force(requests, t, lookback_ns),
+/// The GPUs of container `name`, by `accelerator_id`.
+fn accelerators(
+    name: &str,
+    gpus: &BTreeMap<(String, String), BTreeMap<Input, Points>>,
+    nominals: &Nominals,
+) -> Vec<AcceleratorSamples> {
+    let empty = Points::new();
+    gpus.iter()
+        .filter(|((container, _), _)| container == name)
+        .map(|((_, id), by_input)| {
+            let gauge = |input| nominals.gauges(by_input.get(&input).unwrap_or(&empty), &empty);
+            AcceleratorSamples {
+                id: id.clone(),
+                duty_cycle: gauge(Input::GpuDutyCycle),
+                memory_used: gauge(Input::GpuMemoryUsed),
+                memory_total: gauge(Input::GpuMemoryTotal),
+            }
         })
         .collect()
 }
@@ -419,42 +585,85 @@ fn start_from_uptime(t: i64, uptime_ms: u64) -> Option<i64> {
         .checked_mul(NS_PER_MS)
 }
 
-/// Cuts counter lists where two samples are more than `max_gap_ns` apart (the look-back rule
+/// A pod of `id` holding only the container `name` as `fill` leaves it.
+fn container_piece(
+    id: &PodIdentity,
+    name: &str,
+    fill: impl FnOnce(&mut ContainerSamples),
+) -> PodSamples {
+    let mut c = ContainerSamples {
+        name: name.to_string(),
+        ..Default::default()
+    };
+    fill(&mut c);
+    PodSamples {
+        identity: id.clone(),
+        containers: vec![c],
+        ..Default::default()
+    }
+}
+
+/// A pod of `id` holding only what `fill` puts in.
+fn pod_piece(id: &PodIdentity, fill: impl FnOnce(&mut PodSamples)) -> PodSamples {
+    let mut p = PodSamples {
+        identity: id.clone(),
+        ..Default::default()
+    };
+    fill(&mut p);
+    p
+}
+
+/// Cuts every list where two samples are more than `max_gap_ns` apart (the look-back rule
 /// above); the later pieces become pods of their own with the same identity, which the
 /// billing math adds back together.
 fn split_at_gaps(mut pod: PodSamples, max_gap_ns: i64) -> Vec<PodSamples> {
+    let id = pod.identity.clone();
     let mut extra = Vec::new();
-    let blank = |p: &PodSamples| PodSamples {
-        identity: p.identity.clone(),
-        ..Default::default()
-    };
-    let mut container_pieces = Vec::new();
     for c in &mut pod.containers {
-        for cpu in tail_pieces(&mut c.cpu, max_gap_ns) {
-            container_pieces.push(ContainerSamples {
-                name: c.name.clone(),
-                cpu,
-                ..Default::default()
-            });
+        let name = c.name.clone();
+        for cpu in tail_pieces(&mut c.cpu, |s| s.t, max_gap_ns) {
+            extra.push(container_piece(&id, &name, |x| x.cpu = cpu));
+        }
+        for memory in tail_pieces(&mut c.memory, |s| s.t, max_gap_ns) {
+            extra.push(container_piece(&id, &name, |x| x.memory = memory));
+        }
+        for gpu in tail_pieces(&mut c.gpu, |s| s.t, max_gap_ns) {
+            extra.push(container_piece(&id, &name, |x| x.gpu = gpu));
+        }
+        for cpu_rate in tail_pieces(&mut c.cpu_rate, |s| s.t, max_gap_ns) {
+            extra.push(container_piece(&id, &name, |x| x.cpu_rate = cpu_rate));
+        }
+        for a in &mut c.accelerators {
+            let gpu_id = a.id.clone();
+            let gpu = |fill: &mut dyn FnMut(&mut AcceleratorSamples)| {
+                let mut g = AcceleratorSamples {
+                    id: gpu_id.clone(),
+                    ..Default::default()
+                };
+                fill(&mut g);
+                container_piece(&id, &name, |x| x.accelerators = vec![g])
+            };
+            let mut pieces = Vec::new();
+            for v in tail_pieces(&mut a.duty_cycle, |s| s.t, max_gap_ns) {
+                pieces.push(gpu(&mut |g| g.duty_cycle = v.clone()));
+            }
+            for v in tail_pieces(&mut a.memory_used, |s| s.t, max_gap_ns) {
+                pieces.push(gpu(&mut |g| g.memory_used = v.clone()));
+            }
+            for v in tail_pieces(&mut a.memory_total, |s| s.t, max_gap_ns) {
+                pieces.push(gpu(&mut |g| g.memory_total = v.clone()));
+            }
+            extra.extend(pieces);
         }
     }
-    for c in container_pieces {
-        extra.push(PodSamples {
-            containers: vec![c],
-            ..blank(&pod)
-        });
+    for ephemeral in tail_pieces(&mut pod.ephemeral, |s| s.t, max_gap_ns) {
+        extra.push(pod_piece(&id, |p| p.ephemeral = ephemeral));
     }
-    for net_rx in tail_pieces(&mut pod.net_rx, max_gap_ns) {
-        extra.push(PodSamples {
-            net_rx,
-            ..blank(&pod)
-        });
+    for net_rx in tail_pieces(&mut pod.net_rx, |s| s.t, max_gap_ns) {
+        extra.push(pod_piece(&id, |p| p.net_rx = net_rx));
     }
-    for net_tx in tail_pieces(&mut pod.net_tx, max_gap_ns) {
-        extra.push(PodSamples {
-            net_tx,
-            ..blank(&pod)
-        });
+    for net_tx in tail_pieces(&mut pod.net_tx, |s| s.t, max_gap_ns) {
+        extra.push(pod_piece(&id, |p| p.net_tx = net_tx));
     }
     let mut out = vec![pod];
     out.extend(extra);
@@ -462,9 +671,13 @@ fn split_at_gaps(mut pod: PodSamples, max_gap_ns: i64) -> Vec<PodSamples> {
 }
 
 /// Keeps the first run of `v` without a gap over `max_gap_ns`; returns the following runs.
-fn tail_pieces(v: &mut Vec<CounterSample>, max_gap_ns: i64) -> Vec<Vec<CounterSample>> {
+pub(crate) fn tail_pieces<T>(
+    v: &mut Vec<T>,
+    time: impl Fn(&T) -> i64,
+    max_gap_ns: i64,
+) -> Vec<Vec<T>> {
     let cuts: Vec<usize> = (1..v.len())
-        .filter(|&i| v[i].t - v[i - 1].t > max_gap_ns)
+        .filter(|&i| time(&v[i]) - time(&v[i - 1]) > max_gap_ns)
         .collect();
     let mut pieces = Vec::with_capacity(cuts.len());
     for &cut in cuts.iter().rev() {
@@ -503,12 +716,22 @@ mod tests {
     }
 
     fn results(by_input: &[(Input, bool, Series)]) -> Vec<Vec<Series>> {
-        let mut out = vec![Vec::new(); 2 * Input::ALL.len() + 1];
+        let mut out = vec![Vec::new(); 2 * Input::ALL.len() + 3];
         for (input, lookback, s) in by_input {
             let i = Input::ALL.iter().position(|x| x == input).unwrap();
             out[2 * i + usize::from(*lookback)].push(s.clone());
         }
         out
+    }
+
+    /// `collector/interval` records of node `node` as InfluxDB answers them.
+    fn records(node: &str, rows: &[(i64, u64)]) -> Series {
+        Series {
+            name: COLLECTOR_INTERVAL.into(),
+            tags: [("nodename".to_string(), node.to_string())].into(),
+            columns: vec!["time".into(), "value".into()],
+            values: rows.iter().map(|(t, v)| vec![json!(t), json!(v)]).collect(),
+        }
     }
 
     #[test]
@@ -523,7 +746,7 @@ mod tests {
         // 2026-10-01T00:00:00Z to 01:00.
         let w = Window::new(1_790_812_800 * S, 1_790_816_400 * S).unwrap();
         let st = statements(w, &q);
-        assert_eq!(st.len(), 21);
+        assert_eq!(st.len(), 31);
         assert_eq!(
             st[0],
             "SELECT \"value\" FROM \"cpu/usage\" WHERE \"type\" = 'pod_container' \
@@ -532,14 +755,32 @@ mod tests {
              \"pod_id\", \"nodename\", \"workload_kind\", \"workload_name\", \"container_name\", \
              \"label_team\""
         );
-        assert!(st[1].starts_with(
-            "SELECT last(\"value\") AS \"value\" FROM \"cpu/usage\" WHERE \"type\" = \
-             'pod_container' AND \"namespace_name\" =~ /^(?:shop)$/ AND time >= \
-             '2026-09-30T23:00:00Z' AND time < '2026-10-01T00:00:00Z' GROUP BY \"namespace_name\""
-        ));
+        // The look-back: the last two samples of each series, newest first.
+        assert_eq!(
+            st[1],
+            "SELECT \"value\" FROM \"cpu/usage\" WHERE \"type\" = 'pod_container' \
+             AND \"namespace_name\" =~ /^(?:shop)$/ AND time >= '2026-09-30T23:00:00Z' \
+             AND time < '2026-10-01T00:00:00Z' GROUP BY \"namespace_name\", \"pod_name\", \
+             \"pod_id\", \"nodename\", \"workload_kind\", \"workload_name\", \"container_name\", \
+             \"label_team\" ORDER BY time DESC LIMIT 2"
+        );
         assert!(st[6].contains("FROM \"memory/working_set\""));
         assert!(st[16].contains("FROM \"network/rx\" WHERE \"type\" = 'pod'"));
-        assert!(st[20].ends_with("GROUP BY \"pod_id\", \"model\""));
+        assert!(st[20].contains("FROM \"cpu/usage_rate\" WHERE \"type\" = 'pod_container'"));
+        assert!(st[22].contains("FROM \"accelerator/duty_cycle\""));
+        assert!(st[22].ends_with("\"label_team\", \"accelerator_id\""));
+        assert!(st[28].ends_with("GROUP BY \"pod_id\", \"model\""));
+        // The collector's interval records of the chunk, and the last one of each node before.
+        assert_eq!(
+            &st[29..],
+            [
+                "SELECT \"value\" FROM \"collector/interval\" WHERE time >= \
+                 '2026-10-01T00:00:00Z' AND time < '2026-10-01T01:00:00Z' GROUP BY \"nodename\"",
+                "SELECT \"value\" FROM \"collector/interval\" WHERE time >= \
+                 '2026-09-30T23:00:00Z' AND time < '2026-10-01T00:00:00Z' GROUP BY \"nodename\" \
+                 ORDER BY time DESC LIMIT 1"
+            ]
+        );
     }
 
     #[test]
@@ -564,17 +805,21 @@ mod tests {
         assert_eq!(
             cpu,
             &vec![
+                // No interval recorded: the first has no predecessor (unknown), the second one
+                // 15 s back (its gap).
                 CounterSample {
                     t: 10 * S,
                     value: 9,
                     start: Some(5 * S),
-                    request: 250
+                    request: 250,
+                    nominal: None,
                 },
                 CounterSample {
                     t: 25 * S,
                     value: 4,
                     start: Some(20 * S),
-                    request: 500
+                    request: 500,
+                    nominal: Some(15 * S),
                 },
             ]
         );
@@ -628,26 +873,123 @@ mod tests {
             value: 1,
             start: None,
             request: 0,
+            nominal: None,
+        };
+        let g = |t| GaugeSample {
+            t,
+            value: 1,
+            request: 0,
+            nominal: None,
         };
         let pod = PodSamples {
             containers: vec![ContainerSamples {
                 name: "app".into(),
                 cpu: vec![c(0), c(10), c(100), c(105), c(300)],
+                memory: vec![g(0), g(70)],
                 ..Default::default()
             }],
             net_rx: vec![c(0), c(50)],
             ..Default::default()
         };
         let parts = split_at_gaps(pod, 60);
-        let cpu: Vec<Vec<i64>> = parts
-            .iter()
-            .flat_map(|p| {
-                p.containers
-                    .iter()
-                    .map(|c| c.cpu.iter().map(|s| s.t).collect())
-            })
-            .collect();
+        // The times of each non-empty piece of one list, in order.
+        let pieces = |list: fn(&ContainerSamples) -> Vec<i64>| -> Vec<Vec<i64>> {
+            parts
+                .iter()
+                .flat_map(|p| p.containers.iter().map(list))
+                .filter(|v| !v.is_empty())
+                .collect()
+        };
+        let cpu = pieces(|c| c.cpu.iter().map(|s| s.t).collect());
         assert_eq!(cpu, vec![vec![0, 10], vec![100, 105], vec![300]]);
         assert_eq!(parts[0].net_rx.len(), 2);
+        // Gauges too: a series collected less often than the look-back is no bridge.
+        let memory = pieces(|c| c.memory.iter().map(|s| s.t).collect());
+        assert_eq!(memory, vec![vec![0], vec![70]]);
+    }
+
+    #[test]
+    fn samples_take_the_interval_recorded_for_their_node_else_their_own_spacing() {
+        // n1's collector recorded 15 s from 0 s and 60 s from 30 s; memory there at 15 s,
+        // 30 s (the 60 s record is at 30 s: its round), 90 s. The same pod's series on n2 (no
+        // records, a Heapster-style 300 s spacing, the first sample from the look-back).
+        let mut on_n2 = series("app", &[(600 * S, 5), (900 * S, 5)]);
+        on_n2.tags.insert("nodename".into(), "n2".into());
+        let mut r = results(&[
+            (Input::Memory, true, series("app", &[(15 * S, 7)])),
+            (
+                Input::Memory,
+                false,
+                series("app", &[(30 * S, 7), (90 * S, 7)]),
+            ),
+            (Input::Memory, false, on_n2),
+        ]);
+        let n = 2 * Input::ALL.len();
+        r[n + 1].push(records("n1", &[(30 * S, 60 * S as u64)]));
+        r[n + 2].push(records("n1", &[(0, 15 * S as u64)]));
+        let pods = assemble(&r, 3_600 * S);
+        let nominal = |node: &str| -> Vec<Option<i64>> {
+            pods.iter()
+                .filter(|p| p.identity.node == node)
+                .flat_map(|p| p.containers[0].memory.iter().map(|s| s.nominal))
+                .collect()
+        };
+        assert_eq!(
+            nominal("n1"),
+            vec![Some(15 * S), Some(60 * S), Some(60 * S)]
+        );
+        assert_eq!(nominal("n2"), vec![None, Some(300 * S)]);
+    }
+
+    #[test]
+    fn cpu_comes_from_the_rate_only_for_a_container_without_a_counter() {
+        // `old` has only `cpu/usage_rate` (a Heapster export); `new` has both (the collector
+        // writes a rate beside each counter): its rate is not read into samples.
+        let r = results(&[
+            (
+                Input::CpuRate,
+                false,
+                series("old", &[(0, 250), (300 * S, 250)]),
+            ),
+            (Input::CpuRate, false, series("new", &[(15 * S, 100)])),
+            (Input::Cpu, false, series("new", &[(15 * S, 1_000)])),
+            (Input::CpuRequest, false, series("old", &[(0, 500)])),
+        ]);
+        let pods = assemble(&r, 3_600 * S);
+        let c = &pods[0].containers;
+        assert_eq!((c[0].name.as_str(), c[0].cpu_rate.len()), ("new", 0));
+        assert_eq!(c[1].name, "old");
+        assert!(c[1].cpu.is_empty());
+        assert_eq!(
+            c[1].cpu_rate[1],
+            GaugeSample {
+                t: 300 * S,
+                value: 250,
+                request: 500,
+                nominal: Some(300 * S)
+            }
+        );
+    }
+
+    #[test]
+    fn each_gpu_of_a_container_is_its_own_series() {
+        let gpu = |id: &str, v: u64| {
+            let mut s = series("train", &[(15 * S, v)]);
+            s.tags.insert(ACCELERATOR_ID.into(), id.into());
+            s
+        };
+        let r = results(&[
+            (Input::GpuLimit, false, series("train", &[(15 * S, 2)])),
+            (Input::GpuDutyCycle, false, gpu("GPU-a", 65)),
+            (Input::GpuDutyCycle, false, gpu("GPU-b", 15)),
+            (Input::GpuMemoryTotal, false, gpu("GPU-a", 16 << 30)),
+        ]);
+        let pods = assemble(&r, 3_600 * S);
+        let acc = &pods[0].containers[0].accelerators;
+        let ids: Vec<&str> = acc.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["GPU-a", "GPU-b"]);
+        assert_eq!(acc[1].duty_cycle[0].value, 15);
+        assert_eq!(acc[0].memory_total[0].value, 16 << 30);
+        assert!(acc[1].memory_total.is_empty());
     }
 }

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::billing::quantities::CpuSource;
 use crate::billing::{IntervalSet, PodIdentity, PodUsage, Quantities, Usage, Window};
 use crate::catalogue::BILLING_PREFIX;
 use crate::influx::line::{push_tag, write_fields, Field, LineError};
@@ -167,6 +168,13 @@ struct SliceJson {
     at: i64,
     q: Vec<String>,
     seen: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    cpu: String,
+}
+
+/// Where CPU came from, as stored (`counter`, `rate`, `counter+rate`; unknown text: neither).
+fn cpu_source(text: &str) -> CpuSource {
+    CpuSource::parse(text).unwrap_or_default()
 }
 
 /// The `row` of a pod or namespace row (short keys: a month of rows is read at once).
@@ -193,6 +201,8 @@ struct UsageJson {
     q: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     seen: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    cpu: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     sl: Vec<SliceJson>,
 }
@@ -215,6 +225,7 @@ impl UsageJson {
         if r.slices.is_empty() {
             j.q = encode_q(&r.usage.quantities);
             j.seen = encode_spans(&r.usage.observed, start);
+            j.cpu = r.usage.cpu_source.as_str().to_string();
         } else {
             j.sl = r
                 .slices
@@ -223,6 +234,7 @@ impl UsageJson {
                     at: s.at - start,
                     q: encode_q(&s.usage.quantities),
                     seen: encode_spans(&s.usage.observed, start),
+                    cpu: s.usage.cpu_source.as_str().to_string(),
                 })
                 .collect();
         }
@@ -248,6 +260,7 @@ impl UsageJson {
                 usage: Usage {
                     quantities: decode_q(&s.q)?,
                     observed: decode_spans(&s.seen, start)?,
+                    cpu_source: cpu_source(&s.cpu),
                 },
             });
         }
@@ -255,6 +268,7 @@ impl UsageJson {
             Usage {
                 quantities: decode_q(&self.q)?,
                 observed: decode_spans(&self.seen, start)?,
+                cpu_source: cpu_source(&self.cpu),
             }
         } else {
             let mut u = Usage::default();
@@ -509,6 +523,10 @@ mod tests {
         let mut observed = IntervalSet::new();
         observed.insert(from, to);
         Usage {
+            cpu_source: CpuSource {
+                counter: true,
+                rate: false,
+            },
             quantities: Quantities {
                 cpu: Triple {
                     usage: cpu,

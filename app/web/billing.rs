@@ -24,11 +24,15 @@ pub const BILLING: &str = "billing";
 const TOP: usize = 10;
 
 /// Columns shown on the page, with their headings; the CSV has them all. Idle capacity is
-/// only in statements by node.
-const SHOWN: [(&str, &str); 10] = [
+/// only in statements by node; GPU efficiency only where GPUs were allocated and measured,
+/// CPU's source only when some of it came from rates (see [`shown`]).
+const SHOWN: [(&str, &str); 13] = [
     ("cpu_billed_core_hours", "CPU (core-hours)"),
+    ("cpu_source", "CPU from"),
     ("memory_billed_gib_hours", "Memory (GiB-hours)"),
     ("gpu_hours", "GPU (hours)"),
+    ("gpu_utilization", "GPU utilisation (used ÷ allocated)"),
+    ("gpu_memory_utilization", "GPU memory (used ÷ total)"),
     ("network_in_gib", "Network in (GiB)"),
     ("network_out_gib", "Network out (GiB)"),
     (
@@ -56,6 +60,8 @@ struct BillingPage {
     groupings: [&'static str; 4],
     modes: [(&'static str, &'static str); 4],
     summary: String,
+    /// "Figures complete up to …" when the newest minutes are not metered yet.
+    freshness: String,
     csv_href: String,
     headings: Vec<String>,
     rows: Vec<Vec<String>>,
@@ -130,7 +136,7 @@ fn page(
     cols.extend(keys.iter().enumerate().map(|(i, k)| (3 + i, heading(k))));
     let key_columns = cols.len();
     for (name, label) in SHOWN {
-        if name == "cost_total" && st.currency.is_none() {
+        if !shown(name, st, t) {
             continue;
         }
         if let Some(i) = t.column(name) {
@@ -170,6 +176,7 @@ fn page(
             ("max", "max(request, usage)"),
         ],
         summary: summary(st, t),
+        freshness: freshness(st),
         csv_href: format!("/web/billing.csv{}", query_string(&keep)),
         headings: cols.iter().map(|(_, h)| h.clone()).collect(),
         rows: body.iter().map(pick).collect(),
@@ -177,6 +184,34 @@ fn page(
         key_columns,
         chart_title,
         bars,
+    }
+}
+
+/// Up to when the figures are complete, when that is before the period's end.
+fn freshness(st: &Statement) -> String {
+    st.complete_to.map_or_else(String::new, |t| {
+        let at = chrono::DateTime::from_timestamp_nanos(t).format("%Y-%m-%d %H:%M:%S UTC");
+        format!(
+            "Figures are complete up to {at}: what came after is not metered yet (the \
+             newest minutes are metered within two minutes) or was not collected."
+        )
+    })
+}
+
+/// Whether column `name` says anything for this statement: cost only with a price book, GPU
+/// efficiency only when measured against an allocation, where CPU came from only when not
+/// all from counters (the usual case, which needs no column).
+fn shown(name: &str, st: &Statement, t: &Table) -> bool {
+    let total = |name: &str| {
+        t.column(name)
+            .and_then(|i| t.lines.last().map(|l| l[i].as_str()))
+            .unwrap_or_default()
+    };
+    match name {
+        "cost_total" => st.currency.is_some(),
+        "gpu_utilization" | "gpu_memory_utilization" => !total(name).is_empty(),
+        "cpu_source" => !matches!(total(name), "" | "counter"),
+        _ => true,
     }
 }
 
@@ -267,4 +302,79 @@ fn chart_of(st: &Statement, t: &Table) -> (String, Vec<Bar>) {
         })
         .collect();
     (title.into(), bars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::quantities::{GPU_NS_PER_GPU_HOUR, PERCENT_NS_PER_GPU_HOUR};
+    use crate::billing::{build_statement, CpuSource, GroupBy, Modes, PodUsage, Quantities};
+    use crate::billing::{Usage, Window};
+
+    /// A one-pod statement by namespace with `q`, its CPU from `source`.
+    fn statement(q: Quantities, source: CpuSource) -> Statement {
+        let w = Window::new(0, 3_600_000_000_000).unwrap();
+        let pod = PodUsage {
+            identity: Default::default(),
+            usage: Usage {
+                quantities: q,
+                cpu_source: source,
+                ..Default::default()
+            },
+        };
+        build_statement(w, &GroupBy::Namespace, Modes::default(), None, |_| {
+            vec![pod.clone()]
+        })
+    }
+
+    fn shown_columns(st: &Statement) -> Vec<&'static str> {
+        let t = table(st);
+        SHOWN
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| shown(name, st, &t) && t.column(name).is_some())
+            .collect()
+    }
+
+    #[test]
+    fn gpu_efficiency_and_the_cpu_source_are_shown_only_when_they_say_something() {
+        let counter = CpuSource {
+            counter: true,
+            rate: false,
+        };
+        let plain = statement(Quantities::default(), counter);
+        let columns = shown_columns(&plain);
+        for hidden in [
+            "cpu_source",
+            "gpu_utilization",
+            "gpu_memory_utilization",
+            "cost_total",
+        ] {
+            assert!(!columns.contains(&hidden), "{hidden} in {columns:?}");
+        }
+        // A GPU allocated for an hour, 40 % busy, 4 of 16 GiB-hours of its memory used; CPU
+        // from a Heapster rate.
+        let gpu = Quantities {
+            gpu: GPU_NS_PER_GPU_HOUR,
+            gpu_util: PERCENT_NS_PER_GPU_HOUR * 2 / 5,
+            gpu_memory_used: 4,
+            gpu_memory_total: 16,
+            ..Default::default()
+        };
+        let rate = CpuSource {
+            counter: false,
+            rate: true,
+        };
+        let st = statement(gpu, rate);
+        let columns = shown_columns(&st);
+        for visible in ["cpu_source", "gpu_utilization", "gpu_memory_utilization"] {
+            assert!(columns.contains(&visible), "{visible} not in {columns:?}");
+        }
+        let t = table(&st);
+        let total = t.lines.last().unwrap();
+        let cell = |name| total[t.column(name).unwrap()].as_str();
+        assert_eq!(cell("gpu_utilization"), "0.400000");
+        assert_eq!(cell("gpu_memory_utilization"), "0.250000");
+        assert_eq!(cell("cpu_source"), "rate");
+    }
 }

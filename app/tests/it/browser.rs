@@ -298,11 +298,19 @@ async fn in_a_real_browser_a_user_signs_in_reads_a_chart_and_rows_and_signs_out(
         .open(&format!("{}/web/billing?{billing}", app.address))
         .await;
     browser.screenshot("billing").await;
+    // web-1's app container is billed from its CPU counter; every other container of the
+    // fixture has only Heapster's `cpu/usage_rate`, billed from the rate: all three
+    // namespaces have a row.
     let keys = browser.texts("table.statement tbody td:first-child").await;
     assert_eq!(
         keys,
-        ["default"],
-        "web-1's CPU counter is billed to its namespace"
+        ["cluster-3", "default", "kube-system"],
+        "CPU from counters and rates is billed to its namespaces"
+    );
+    let headings = browser.texts("table.statement thead th").await;
+    assert!(
+        headings.iter().any(|h| h == "CPU from"),
+        "rates are marked: {headings:?}"
     );
     browser.click("a.download").await;
     let csv = browser

@@ -308,12 +308,14 @@ async fn an_address_that_keeps_guessing_is_refused_before_any_password_is_checke
 #[tokio::test]
 async fn a_client_that_hangs_up_stops_its_statement_and_influxdb_goes_quiet() {
     let influx = fresh_influx().await;
+    every_other_day_metered(&influx).await;
     let upstream = {
         let url = &influx.config().url;
         format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())
     };
-    // An InfluxDB that takes 100 ms per query: a year by pod is thousands of queries.
-    let proxy = InfluxProxy::start(upstream, Duration::from_millis(100)).await;
+    // An InfluxDB that takes half a second per request: a year of days metered every other
+    // day is 183 separate reads, two dozen requests.
+    let proxy = InfluxProxy::start(upstream, Duration::from_millis(500)).await;
     let mut config = influx.config().clone();
     config.url = proxy.url.clone();
     let app = spawn_app_on(config).await;
@@ -352,9 +354,57 @@ async fn a_client_that_hangs_up_stops_its_statement_and_influxdb_goes_quiet() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// One pod metered on every other day of 2025 (complete days, as the job writes them): a
+/// statement over the year reads each day on its own.
+async fn every_other_day_metered(influx: &InfluxClient) {
+    use kubemeter::billing::{PodIdentity, Usage};
+    use kubemeter::metering::markers::{self, Mark};
+    use kubemeter::metering::period::{Period, NS_PER_DAY};
+    use kubemeter::metering::rows::{self, PeriodRows, UsageRow, JOB_WRITER};
+    let jan1 = 1_735_689_600 * 1_000_000_000; // 2025-01-01T00:00:00Z
+    let mut buf = String::new();
+    for d in (0..365).step_by(2) {
+        let day = jan1 + d * NS_PER_DAY;
+        let mut usage = Usage::default();
+        usage.quantities.cpu.usage = 1_000;
+        usage.observed.insert(day, day + NS_PER_DAY);
+        let rows = PeriodRows {
+            pods: vec![UsageRow {
+                identity: PodIdentity {
+                    namespace: "default".into(),
+                    pod: "web-0".into(),
+                    ..PodIdentity::default()
+                },
+                usage,
+                slices: vec![],
+            }],
+            ..PeriodRows::default()
+        };
+        rows::encode(&mut buf, Period::Day, day, "default", JOB_WRITER, &rows).unwrap();
+        let mark = Mark {
+            rows: 1,
+            shards: 1,
+            written: 1,
+            provisional: false,
+        };
+        markers::encode(
+            &mut buf,
+            Period::Day,
+            day,
+            "default",
+            "working_set",
+            JOB_WRITER,
+            mark,
+        )
+        .unwrap();
+    }
+    influx.write(buf).await.unwrap();
+}
+
 #[tokio::test]
 async fn one_user_cannot_run_more_than_their_share_of_heavy_requests() {
     let influx = fresh_influx().await;
+    every_other_day_metered(&influx).await;
     let upstream = {
         let url = &influx.config().url;
         format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())
@@ -365,7 +415,7 @@ async fn one_user_cannot_run_more_than_their_share_of_heavy_requests() {
     let app = spawn_app_on(config).await;
     let statement = || {
         call(app.http.get(format!(
-            "{}/api/billing?from=2025-01-01&to=2025-01-02&by=pod",
+            "{}/api/billing?from=2025-01-01&to=2025-12-31&by=pod",
             app.address
         )))
     };
