@@ -414,6 +414,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if settings.api_credential.is_none() {
         tracing::warn!("API_USERNAME/API_PASSWORD are not set: only users made with `kubemeter createuser` can call the API");
     }
+    // Each connection holds two descriptors (its socket, and the duplicate watched for
+    // hang-ups): take every descriptor the system allows rather than the soft default.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open files"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
     let app = Application::build(settings)?;
     tracing::info!(port = app.port(), "kubemeter serving");
     Ok(app.run_until_stopped().await?)
@@ -469,7 +475,7 @@ async fn rollup(args: RollupArgs) -> anyhow::Result<()> {
         anyhow::bail!("no raw samples found (no cluster_name in cpu/usage); nothing to meter");
     }
     for cluster in clusters {
-        let progress = TerminalProgress::new(&format!("rollup {cluster}"));
+        let progress = TerminalProgress::new(format!("rollup {cluster}"));
         let result = match (&args.from, &args.to) {
             (Some(from), Some(to)) => {
                 let w = backfill_window(from, to)?;
@@ -504,8 +510,14 @@ fn backfill_window(from: &str, to: &str) -> anyhow::Result<crate::billing::Windo
         t.timestamp_nanos_opt()
             .ok_or_else(|| anyhow::anyhow!("--{field} {s:?} is out of range"))
     };
-    crate::billing::Window::new(ns("from", from)?, ns("to", to)?)
-        .ok_or_else(|| anyhow::anyhow!("--to {to:?} must be after --from {from:?}"))
+    let w = crate::billing::Window::new(ns("from", from)?, ns("to", to)?)
+        .ok_or_else(|| anyhow::anyhow!("--to {to:?} must be after --from {from:?}"))?;
+    // A longer backfill would hold the raw samples of many hours for long; run it in pieces.
+    const MAX_DAYS: i64 = 400;
+    if w.to - w.from > MAX_DAYS * 86_400 * 1_000_000_000 {
+        anyhow::bail!("a backfill covers at most {MAX_DAYS} days at a time; run it once per year");
+    }
+    Ok(w)
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {

@@ -18,6 +18,11 @@ use actix_web::HttpRequest;
 /// How often to look again while bytes of a next request wait in the socket.
 const RECHECK: Duration = Duration::from_millis(500);
 
+/// Unread bytes past which a client counts as gone: a pipelined request is far smaller, and a
+/// client that keeps sending junk must not keep its heavy request alive by never looking
+/// closed.
+const MAX_PENDING: usize = 64 * 1024;
+
 /// A connection's socket, duplicated (the same connection, another descriptor).
 #[derive(Clone)]
 struct ClientSocket(Arc<OwnedFd>);
@@ -53,11 +58,13 @@ async fn watch(fd: &OwnedFd) -> std::io::Result<()> {
     let std_stream = std::net::TcpStream::from(fd.try_clone()?);
     std_stream.set_nonblocking(true)?;
     let stream = tokio::net::TcpStream::from_std(std_stream)?;
-    let mut byte = [0u8; 1];
+    let mut pending = vec![0u8; MAX_PENDING];
     loop {
-        match stream.peek(&mut byte).await {
+        match stream.peek(&mut pending).await {
             // End of stream: the client closed its side.
             Ok(0) => return Ok(()),
+            // More than any request: junk, to keep the work alive.
+            Ok(n) if n >= MAX_PENDING => return Ok(()),
             // The start of another request: still there; look again later.
             Ok(_) => tokio::time::sleep(RECHECK).await,
             // A reset: the connection is unusable, the client is gone.

@@ -65,7 +65,6 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(middleware::from_fn(crate::http_metrics::measure))
-                .wrap(middleware::Logger::new("%r %s %Dms"))
                 .app_data(state.clone())
                 .app_data(metrics.clone())
                 .route("/metrics", web::get().to(crate::http_metrics::render))

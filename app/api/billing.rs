@@ -247,7 +247,7 @@ pub fn query_fields(query: &str) -> Result<BTreeMap<String, String>, RequestErro
 #[tracing::instrument(skip_all)]
 pub async fn billing_statement(
     req: HttpRequest,
-    body: web::Bytes,
+    super::body::Body(body): super::body::Body,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if req.method() != Method::GET && req.method() != Method::POST {

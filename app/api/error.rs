@@ -30,6 +30,12 @@ pub enum ApiError {
     Influx(#[from] InfluxError),
     #[error(transparent)]
     Refused(#[from] Refusal),
+    #[error("the request body is larger than {0} bytes; a query is a handful of short fields")]
+    TooLarge(usize),
+    #[error("the request body did not arrive within {} s", .0.as_secs())]
+    SlowBody(std::time::Duration),
+    #[error("the request body could not be read: {0}")]
+    BadBody(String),
 }
 
 impl From<MeteringError> for ApiError {
@@ -50,6 +56,10 @@ impl ApiError {
             ApiError::Influx(InfluxError::Unauthorized(_)) => {
                 "InfluxDB refused kubemeter's credentials; check INFLUXDB_USER/INFLUXDB_PASS or INFLUXDB_TOKEN".into()
             }
+            ApiError::Influx(InfluxError::Timeout(t)) => format!(
+                "InfluxDB did not answer within {} s; ask for a shorter window or fewer points",
+                t.as_secs()
+            ),
             ApiError::Influx(_) => "Wrong configuration or query to influxdb".into(),
             other => other.to_string(),
         }
@@ -65,6 +75,19 @@ impl ApiError {
             }
             _ => None,
         }
+    }
+}
+
+/// The status of an InfluxDB failure, for the API and the dashboard alike: unreachable,
+/// misconfigured or overloaded is 503, too slow 504, anything else a fault of ours (500).
+pub fn influx_status(e: &InfluxError) -> StatusCode {
+    match e {
+        InfluxError::Unreachable { .. }
+        | InfluxError::DatabaseNotFound(_)
+        | InfluxError::Unauthorized(_) => StatusCode::SERVICE_UNAVAILABLE,
+        InfluxError::Http { status, .. } if *status >= 500 => StatusCode::SERVICE_UNAVAILABLE,
+        InfluxError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -94,16 +117,11 @@ impl ResponseError for ApiError {
                 StatusCode::METHOD_NOT_ALLOWED
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Influx(e) => match e {
-                InfluxError::Unreachable { .. }
-                | InfluxError::DatabaseNotFound(_)
-                | InfluxError::Unauthorized(_) => StatusCode::SERVICE_UNAVAILABLE,
-                InfluxError::Http { status, .. } if *status >= 500 => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            },
+            ApiError::Influx(e) => influx_status(e),
         }
     }
 

@@ -26,6 +26,8 @@ use crate::users::{Db, Role, Scope, StoreError};
 /// password takes effect within this time).
 const CACHE_TTL: Duration = Duration::from_secs(300);
 const CACHE_MAX: usize = 10_000;
+/// How long a verified credential may still be checked from an address that is refused.
+const RIGHT_TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -102,6 +104,8 @@ pub struct Authenticator {
     checker: PasswordChecker,
     /// Client addresses that keep failing, slowed and refused before any verification.
     throttle: AddressThrottle,
+    /// Salted digests of credentials verified recently (never a password).
+    right: Mutex<HashMap<[u8; 32], Instant>>,
 }
 
 impl Authenticator {
@@ -116,6 +120,7 @@ impl Authenticator {
             dummy_hash: tokio::sync::OnceCell::new(),
             checker: PasswordChecker::sized_to_cores(),
             throttle: AddressThrottle::default(),
+            right: Mutex::new(HashMap::new()),
         }
     }
 
@@ -155,15 +160,19 @@ impl Authenticator {
         }
         let key = self.cache_key(user, pass);
         if let Some(principal) = self.cached(&key) {
+            // Right password, wrong role is answered from the cache too: a viewer's password
+            // must not make argon2 run on every call.
+            principal.check_api()?;
             return Ok(principal);
         }
-        let principal = self.verify_user(client, user, pass).await?;
-        principal.check_api()?;
+        let principal = self.verify_user(client, user, pass, &key).await?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_MAX {
             cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
         }
         cache.insert(key, (principal.clone(), Instant::now()));
+        drop(cache);
+        principal.check_api()?;
         Ok(principal)
     }
 
@@ -181,8 +190,16 @@ impl Authenticator {
         user: &str,
         pass: &str,
     ) -> Result<Principal, AuthError> {
-        let principal = self.verify_user(client, user, pass).await?;
-        principal.check_web()?;
+        let key = self.cache_key(user, pass);
+        let principal = self.verify_user(client, user, pass, &key).await?;
+        if let Err(e) = principal.check_web() {
+            // An account that may not sign in here is counted like a wrong password, so that
+            // its right password cannot be used to keep argon2 busy from one address.
+            if let Some(addr) = client {
+                self.throttle.record_failure(addr);
+            }
+            return Err(e);
+        }
         Ok(principal)
     }
 
@@ -194,14 +211,20 @@ impl Authenticator {
         client: Option<IpAddr>,
         user: &str,
         pass: &str,
+        key: &[u8; 32],
     ) -> Result<Principal, AuthError> {
         let Some(db) = &self.db else {
             return Err(AuthError::NotRecognized);
         };
         if let Some(addr) = client {
-            match self.throttle.verdict(addr) {
+            // Counted before checking (and forgiven on success), so that concurrent guesses
+            // cannot all pass the check before any is counted.
+            match self.throttle.attempt(addr) {
                 Verdict::Allow => {}
                 Verdict::Slow(delay) => tokio::time::sleep(delay).await,
+                // A credential that was right before may still be checked from an address
+                // others have been guessing from (a shared proxy or NAT): it cannot guess.
+                Verdict::Refuse(_) if self.was_right(key) => {}
                 Verdict::Refuse(wait) => return Err(AuthError::Throttled(wait)),
             }
         }
@@ -220,18 +243,33 @@ impl Authenticator {
             }
         };
         match found {
-            Some((u, _)) if ok => Ok(Principal {
-                username: u.username,
-                role: u.role,
-                scope: u.scope,
-            }),
-            _ => {
+            Some((u, _)) if ok => {
                 if let Some(addr) = client {
-                    self.throttle.record_failure(addr);
+                    self.throttle.forgive(addr);
                 }
-                Err(AuthError::NotRecognized)
+                self.remember_right(*key);
+                Ok(Principal {
+                    username: u.username,
+                    role: u.role,
+                    scope: u.scope,
+                })
             }
+            _ => Err(AuthError::NotRecognized),
         }
+    }
+
+    /// Whether this credential (its salted digest) was verified within [`RIGHT_TTL`].
+    fn was_right(&self, key: &[u8; 32]) -> bool {
+        let right = self.right.lock().unwrap_or_else(|p| p.into_inner());
+        right.get(key).is_some_and(|at| at.elapsed() < RIGHT_TTL)
+    }
+
+    fn remember_right(&self, key: [u8; 32]) {
+        let mut right = self.right.lock().unwrap_or_else(|p| p.into_inner());
+        if right.len() >= CACHE_MAX {
+            right.retain(|_, at| at.elapsed() < RIGHT_TTL);
+        }
+        right.insert(key, Instant::now());
     }
 }
 

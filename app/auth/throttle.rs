@@ -78,6 +78,45 @@ impl AddressThrottle {
         }
     }
 
+    /// The verdict for an attempt from `addr`, counting the attempt as a failure at once (in
+    /// one step, so concurrent attempts see each other); [`AddressThrottle::forgive`] takes it
+    /// back when it succeeds.
+    pub fn attempt(&self, addr: IpAddr) -> Verdict {
+        let window = self.window();
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_ADDRESSES {
+            self.forget(&mut entries);
+        }
+        let now = Instant::now();
+        let e = entries.entry(key(addr)).or_insert(Entry {
+            since: now,
+            failures: 0,
+        });
+        if e.since.elapsed() >= window {
+            *e = Entry {
+                since: now,
+                failures: 0,
+            };
+        }
+        match self.policy.verdict(e.failures) {
+            Verdict::Refuse(_) => {
+                Verdict::Refuse((window - e.since.elapsed()).max(Duration::from_secs(1)))
+            }
+            v => {
+                e.failures += 1;
+                v
+            }
+        }
+    }
+
+    /// Takes back one counted attempt of `addr` (it succeeded).
+    pub fn forgive(&self, addr: IpAddr) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = entries.get_mut(&key(addr)) {
+            e.failures = (e.failures - 1).max(0);
+        }
+    }
+
     /// Counts one failure from `addr`.
     pub fn record_failure(&self, addr: IpAddr) {
         let window = self.window();
@@ -154,6 +193,26 @@ mod tests {
         }
         // Another address is not affected.
         assert_eq!(t.verdict(ip("192.0.2.8")), Verdict::Allow);
+    }
+
+    #[test]
+    fn concurrent_attempts_are_counted_as_they_start_and_successes_taken_back() {
+        let t = std::sync::Arc::new(AddressThrottle::default());
+        let a = ip("192.0.2.7");
+        // 40 attempts at once from one address: 30 are let through (each counted before it is
+        // checked), the other 10 refused without being checked.
+        let verdicts: Vec<Verdict> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..40).map(|_| s.spawn(|| t.attempt(a))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let refused = verdicts
+            .iter()
+            .filter(|v| matches!(v, Verdict::Refuse(_)))
+            .count();
+        assert_eq!(refused, 10);
+        // A success takes its count back: the address is no longer refused after one.
+        t.forgive(a);
+        assert!(matches!(t.verdict(a), Verdict::Slow(_)));
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub enum InfluxError {
     Http { status: u16, body: String },
     #[error("InfluxDB's answer could not be read")]
     Decode(#[source] reqwest::Error),
+    /// InfluxDB did not answer within the client's timeout.
+    #[error("InfluxDB did not answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// One series of a query result, as InfluxDB returns it.
@@ -127,14 +130,16 @@ impl InfluxClient {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, InfluxError> {
-        let resp = self
-            .authed(req)
-            .send()
-            .await
-            .map_err(|source| InfluxError::Unreachable {
-                url: self.config.url.to_string(),
-                source,
-            })?;
+        let resp = self.authed(req).send().await.map_err(|source| {
+            if source.is_timeout() {
+                InfluxError::Timeout(self.config.timeout)
+            } else {
+                InfluxError::Unreachable {
+                    url: self.config.url.to_string(),
+                    source,
+                }
+            }
+        })?;
         match resp.status() {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 Err(InfluxError::Unauthorized(resp.status().as_u16()))
@@ -188,7 +193,13 @@ impl InfluxClient {
     async fn results(&self, req: reqwest::RequestBuilder) -> Result<Vec<Vec<Series>>, InfluxError> {
         let resp = self.send(req).await?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(InfluxError::Decode)?;
+        let body = resp.bytes().await.map_err(|e| {
+            if e.is_timeout() {
+                InfluxError::Timeout(self.config.timeout)
+            } else {
+                InfluxError::Decode(e)
+            }
+        })?;
         let parsed: QueryResponse = match serde_json::from_slice(&body) {
             Ok(p) => p,
             Err(_) => {

@@ -131,6 +131,14 @@ pub enum Cond {
 }
 
 impl Cond {
+    /// `time >= from AND time < to` (ns since the epoch), clamped to the times InfluxDB can
+    /// name in a literal (a window arithmetic that saturated at i64's ends would otherwise be
+    /// refused as overflowing).
+    pub fn window(from: i64, to: i64) -> [Cond; 2] {
+        let at = |t: i64| DateTime::from_timestamp_nanos(t.clamp(i64::MIN + 2, i64::MAX - 1));
+        [Cond::TimeGe(at(from)), Cond::TimeLt(at(to))]
+    }
+
     fn render(&self) -> String {
         match self {
             Cond::TagEq(t, v) => format!("{} = {}", ident(t), string_lit(v)),

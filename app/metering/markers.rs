@@ -72,8 +72,7 @@ pub fn encode(
 }
 
 fn time_conds(w: Window) -> [Cond; 2] {
-    let at = chrono::DateTime::from_timestamp_nanos;
-    [Cond::TimeGe(at(w.from)), Cond::TimeLt(at(w.to))]
+    Cond::window(w.from, w.to)
 }
 
 /// Reads the markers of `period` in `w` made on `basis` (every cluster: the answer is grouped

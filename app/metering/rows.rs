@@ -388,8 +388,7 @@ pub fn encode(
 }
 
 fn time_conds(w: Window) -> [Cond; 2] {
-    let at = chrono::DateTime::from_timestamp_nanos;
-    [Cond::TimeGe(at(w.from)), Cond::TimeLt(at(w.to))]
+    Cond::window(w.from, w.to)
 }
 
 /// Whose rows a read takes: a minute the job recomputed is read from the job's rows only (a

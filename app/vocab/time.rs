@@ -40,7 +40,11 @@ pub enum TimeError {
 /// `datetime-local` input sends), or RFC 3339 — inside [`EARLIEST`]..=[`LATEST`].
 pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, TimeError> {
     let s = text.trim();
-    let t = parse_any(s).ok_or_else(|| TimeError::NotATime(text.to_string()))?;
+    let t = parse_any(s)
+        // chrono reads a leap second (`23:59:60`) as a nanosecond count past one second;
+        // InfluxDB refuses such a time, and it would order before the next second's start.
+        .filter(|t| t.timestamp_subsec_nanos() < 1_000_000_000)
+        .ok_or_else(|| TimeError::NotATime(text.to_string()))?;
     if in_range(t) {
         Ok(t)
     } else {
@@ -167,6 +171,10 @@ mod tests {
             "",
             "1e9",
             "2017-12-01 00:00",
+            // Leap seconds: InfluxDB refuses them.
+            "2017-12-01T23:59:60Z",
+            "2016-12-31T23:59:60.5Z",
+            "2017-12-01T23:59:60",
         ] {
             assert!(
                 matches!(parse_instant(bad), Err(TimeError::NotATime(_))),

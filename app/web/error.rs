@@ -37,7 +37,11 @@ pub enum WebError {
     Refused(#[from] Refusal),
     /// Too many sign-ins at once, or from this address: come back in this many seconds.
     #[error("{message}")]
-    TryLater { message: String, retry_after: u64 },
+    TryLater {
+        message: String,
+        retry_after: u64,
+        status: StatusCode,
+    },
 }
 
 impl From<RequestError> for WebError {
@@ -64,6 +68,11 @@ impl From<AuthError> for WebError {
             AuthError::Busy(_) | AuthError::Throttled(_) => WebError::TryLater {
                 retry_after: e.retry_after().unwrap_or(1),
                 message: e.to_string(),
+                status: if matches!(e, AuthError::Throttled(_)) {
+                    StatusCode::TOO_MANY_REQUESTS
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                },
             },
             other => WebError::Forbidden(other.to_string()),
         }
@@ -86,6 +95,10 @@ impl WebError {
                  minute; if it persists, check INFLUXDB_URL and that InfluxDB is running."
                     .into()
             }
+            WebError::Influx(InfluxError::Timeout(t)) => format!(
+                "InfluxDB did not answer within {} s; try a shorter range.",
+                t.as_secs()
+            ),
             WebError::Influx(InfluxError::DatabaseNotFound(db)) => {
                 format!("The InfluxDB database {db:?} does not exist; check INFLUXDB_DB.")
             }
@@ -110,15 +123,11 @@ impl ResponseError for WebError {
             WebError::NotFound(_) => StatusCode::NOT_FOUND,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Forbidden(_) | WebError::Csrf => StatusCode::FORBIDDEN,
-            WebError::Influx(InfluxError::Http { status, .. }) if *status < 500 => {
-                StatusCode::BAD_GATEWAY
-            }
-            WebError::NoDatabase | WebError::Influx(_) | WebError::Store(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            WebError::Influx(e) => crate::api::influx_status(e),
+            WebError::NoDatabase | WebError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Render(_) => StatusCode::INTERNAL_SERVER_ERROR,
             WebError::Refused(r) => crate::api::refusal_status(r),
-            WebError::TryLater { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            WebError::TryLater { status, .. } => *status,
         }
     }
 

@@ -437,3 +437,50 @@ async fn one_user_cannot_run_more_than_their_share_of_heavy_requests() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_body_too_large_or_too_slow_is_refused_in_json_without_holding_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let influx = fresh_influx().await;
+    let app = spawn_app_on(influx.config().clone()).await;
+    let big = "x".repeat(70 * 1024);
+    let (status, body, _) = call(
+        app.http
+            .post(format!("{}/api/cpu/usage_rate", app.address))
+            .body(big),
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("larger than 65536 bytes"));
+
+    // A body promised and sent a byte at a time: cut off after 10 s with a JSON 408.
+    let addr = app.address.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/cpu/usage_rate HTTP/1.1\r\nHost: x\r\nX-USERNAME: {USER}\r\n\
+         X-PASSWORD: {PASSWORD}\r\nContent-Length: 1000\r\n\r\n{{"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let trickle = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if conn.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(12), trickle).await;
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap_or(0);
+    let text = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("did not arrive within 10 s"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
