@@ -8,6 +8,7 @@ pub mod owners;
 pub mod points;
 pub mod quantity;
 pub mod rates;
+pub mod rbac;
 pub mod spool;
 pub mod summary;
 pub mod writer;
@@ -276,6 +277,16 @@ pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Res
         let port = serve_metrics(addr, metrics.clone())?;
         tracing::info!(port, "collector metrics on /metrics");
     }
+    run_with_metrics(settings, influx, metrics).await
+}
+
+/// [`run`], counting into `metrics` that the caller serves (`settings.metrics_listen` is
+/// not used): `kubemeter demo` serves them on whatever port is free.
+pub async fn run_with_metrics(
+    settings: CollectSettings,
+    influx: InfluxClient,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<()> {
     let client = kube_client(settings.kube_url.as_deref()).await?;
     if let Err(e) = influx.create_database().await {
         tracing::warn!(error = %error_chain(&e), "cannot create the InfluxDB database now; samples will be spooled until InfluxDB answers");
@@ -310,7 +321,8 @@ pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Res
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM, whichever comes first.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term =

@@ -337,6 +337,7 @@ async fn load(influx: &InfluxClient, pods: &[TestPod]) {
                     .map(|p| ((p.namespace.into(), p.name.into()), p.info()))
                     .collect::<HashMap<_, _>>(),
                 nodes: node_infos(),
+                ..Cluster::default()
             };
             encode_summary(
                 &summary,
@@ -677,6 +678,7 @@ async fn load_simulated(
                 .map(|p| ((p.namespace.clone(), p.name.clone()), sim_info(p)))
                 .collect(),
             nodes: sim_nodes(model),
+            ..Cluster::default()
         };
         for n in 0..model.config.nodes {
             let summary = model.summary(n, t);

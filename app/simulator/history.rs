@@ -1,0 +1,295 @@
+//! The simulated cluster's past, as the collector would have written it. The model is a pure
+//! function of time, so the kubelet summaries and API objects of any past instant can be
+//! computed; the collector's own functions (`PodRecord`, owner resolution, `pod_info`,
+//! `encode_summary`) turn them into points. `kubemeter demo` opens with a day of it, so that
+//! charts, drill-downs and bills have content at once.
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use super::model::Model;
+use super::objects::{objects_at, Kind, Objects};
+use crate::collector::kube::{controller_of, namespace_ids, node_info, pod_info, PodRecord};
+use crate::collector::owners::{resolve, OwnerGraph, OwnerRef, Parent};
+use crate::collector::points::{encode_summary, encode_totals, Cluster, Totals};
+use crate::collector::rates::Rates;
+use crate::influx::{InfluxClient, InfluxError};
+
+/// Rounds a counter series may miss before its last sample is forgotten (as the collector).
+const KEEP_ROUNDS: u64 = 4;
+/// Bytes of line protocol per `/write` request.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// What the collector's tags depend on besides the cluster.
+#[derive(Debug, Clone)]
+pub struct Tagging {
+    pub cluster_name: String,
+    pub label_keys: Vec<String>,
+}
+
+fn typed<K: DeserializeOwned>(objects: &Objects, kind: Kind) -> Vec<K> {
+    objects
+        .iter()
+        .filter(|((k, _, _), _)| *k == kind)
+        .filter_map(|(_, v)| serde_json::from_value(v.clone()).ok())
+        .collect()
+}
+
+/// ReplicaSets and Jobs by `(kind, namespace, name)`: what the collector's watches hold.
+struct Controllers(HashMap<(&'static str, String, String), ObjectMeta>);
+
+impl Controllers {
+    fn new(objects: &Objects) -> Self {
+        let mut map = HashMap::new();
+        let mut add = |kind, meta: ObjectMeta| {
+            let key = (
+                kind,
+                meta.namespace.clone().unwrap_or_default(),
+                meta.name.clone().unwrap_or_default(),
+            );
+            map.insert(key, meta);
+        };
+        for rs in typed::<ReplicaSet>(objects, Kind::ReplicaSet) {
+            add("ReplicaSet", rs.metadata);
+        }
+        for job in typed::<Job>(objects, Kind::Job) {
+            add("Job", job.metadata);
+        }
+        Controllers(map)
+    }
+}
+
+impl OwnerGraph for Controllers {
+    fn parent(&self, namespace: &str, owner: &OwnerRef) -> Parent {
+        let kind = match owner.kind.as_str() {
+            "ReplicaSet" => "ReplicaSet",
+            "Job" => "Job",
+            _ => return Parent::Top,
+        };
+        let key = (kind, namespace.to_string(), owner.name.clone());
+        match self.0.get(&key) {
+            None => Parent::Unknown,
+            Some(meta) => controller_of(meta).map_or(Parent::Top, Parent::Controller),
+        }
+    }
+}
+
+/// The collector's view of the simulated cluster at `t`: what its watches would hold.
+pub fn cluster_at(model: &Model, t: DateTime<Utc>, tagging: &Tagging) -> Cluster {
+    let objects = objects_at(model, t);
+    let controllers = Controllers::new(&objects);
+    let namespaces: Vec<Namespace> = typed(&objects, Kind::Namespace);
+    let namespace_labels: HashMap<String, BTreeMap<String, String>> = namespaces
+        .iter()
+        .filter_map(|ns| {
+            let labels = ns.metadata.labels.clone().unwrap_or_default();
+            Some((ns.metadata.name.clone()?, labels))
+        })
+        .collect();
+    let pods = typed::<Pod>(&objects, Kind::Pod)
+        .iter()
+        .map(|pod| {
+            let record = PodRecord::from_pod(pod);
+            let owner = resolve(&record.meta, &controllers);
+            let ns_labels = namespace_labels.get(&record.meta.namespace);
+            let info = pod_info(&record, owner, &tagging.label_keys, ns_labels);
+            (
+                (record.meta.namespace.clone(), record.meta.name.clone()),
+                info,
+            )
+        })
+        .collect();
+    let nodes = typed::<Node>(&objects, Kind::Node)
+        .iter()
+        .filter_map(|n| Some((n.metadata.name.clone()?, node_info(n))))
+        .collect();
+    Cluster {
+        name: tagging.cluster_name.clone(),
+        pods,
+        nodes,
+        namespace_ids: namespace_ids(namespaces.iter().map(|ns| &ns.metadata)),
+    }
+}
+
+/// One scrape round at `t`, as line protocol: every node's summary, then the namespace and
+/// cluster sums. Returns the number of points.
+pub fn round_at(
+    model: &Model,
+    t: DateTime<Utc>,
+    tagging: &Tagging,
+    rates: &mut Rates,
+    out: &mut String,
+) -> usize {
+    let cluster = cluster_at(model, t, tagging);
+    let mut totals = Totals::default();
+    let mut points = 0;
+    for n in 0..model.config.nodes {
+        points += encode_summary(&model.summary(n, t), &cluster, rates, &mut totals, out);
+    }
+    let t_ns = t.timestamp_nanos_opt().unwrap_or_default();
+    points += encode_totals(&totals, &tagging.cluster_name, t_ns, out);
+    rates.next_round(KEEP_ROUNDS);
+    points
+}
+
+/// Writes the rounds a collector scraping every `step` would have written in `[from, to)`;
+/// `progress` hears the share done (0 to 1) after each request. Returns the points written.
+pub async fn write(
+    model: &Model,
+    influx: &InfluxClient,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    step: Duration,
+    tagging: &Tagging,
+    progress: impl Fn(f64),
+) -> Result<usize, InfluxError> {
+    let step = chrono::Duration::from_std(step)
+        .unwrap_or(chrono::Duration::minutes(1))
+        .max(chrono::Duration::seconds(1));
+    let whole = (to - from).num_seconds().max(1) as f64;
+    let (mut rates, mut buf, mut points) = (Rates::default(), String::new(), 0);
+    let mut t = from;
+    while t < to {
+        points += round_at(model, t, tagging, &mut rates, &mut buf);
+        t += step;
+        if buf.len() >= BATCH_BYTES || t >= to {
+            influx.write(std::mem::take(&mut buf)).await?;
+            progress(((t - from).num_seconds() as f64 / whole).min(1.0));
+        }
+    }
+    Ok(points)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::model::SimConfig;
+    use chrono::TimeZone;
+
+    fn model() -> Model {
+        let epoch = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let config = SimConfig {
+            nodes: 2,
+            pods_per_node: 12,
+            seed: 5,
+        };
+        Model::new(config, epoch)
+    }
+
+    fn tagging() -> Tagging {
+        Tagging {
+            cluster_name: "demo".into(),
+            label_keys: vec!["team".into(), "cost-center".into()],
+        }
+    }
+
+    #[test]
+    fn every_pod_of_the_past_gets_the_owner_the_model_says() {
+        let m = model();
+        let t = m.epoch + chrono::Duration::hours(5) + chrono::Duration::seconds(17);
+        let cluster = cluster_at(&m, t, &tagging());
+        let pods = m.pods_at(t);
+        assert_eq!(cluster.pods.len(), pods.len());
+        for p in pods {
+            let info = &cluster.pods[&(p.namespace.clone(), p.name.clone())];
+            let owner = info.owner.as_ref().unwrap();
+            assert_eq!(
+                (owner.workload.kind.clone(), owner.workload.name.clone()),
+                p.workload,
+                "{}",
+                p.name
+            );
+            assert!(info
+                .label_tags
+                .iter()
+                .any(|(k, _)| k == "label_cost-center"));
+        }
+        assert_eq!(cluster.nodes.len(), 2);
+        assert!(cluster.nodes.values().all(|n| n.host_id.is_some()));
+        assert_eq!(cluster.namespace_ids.len(), 5);
+    }
+
+    #[test]
+    fn a_round_of_the_past_has_every_level_and_the_rounds_time() {
+        let m = model();
+        let t = m.epoch + chrono::Duration::hours(2);
+        let (mut rates, mut out) = (Rates::default(), String::new());
+        let first = round_at(&m, t, &tagging(), &mut rates, &mut out);
+        assert_eq!(first, out.lines().count());
+        let t_ns = t.timestamp_nanos_opt().unwrap().to_string();
+        for level in [
+            "node",
+            "sys_container",
+            "pod",
+            "pod_container",
+            "ns",
+            "cluster",
+        ] {
+            let tag = format!("type={level}");
+            assert!(
+                out.lines().any(|l| l.contains(&tag) && l.ends_with(&t_ns)),
+                "{level}"
+            );
+        }
+        let container_rates = |out: &str| {
+            out.lines()
+                .filter(|l| l.starts_with("cpu/usage_rate,") && l.contains("type=pod_container"))
+                .count()
+        };
+        assert_eq!(container_rates(&out), 0, "no rate on a first sample");
+        out.clear();
+        let next = t + chrono::Duration::minutes(1);
+        round_at(&m, next, &tagging(), &mut rates, &mut out);
+        assert!(container_rates(&out) > 10, "rates from the second round on");
+    }
+
+    /// The tag keys of a line of line protocol (commas, spaces and `=` in values are escaped).
+    fn tag_keys(line: &str) -> Vec<String> {
+        let (mut keys, mut part, mut escaped) = (Vec::new(), String::new(), false);
+        for c in line.chars() {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, ',' | ' ') => {
+                    keys.push(std::mem::take(&mut part));
+                    if c == ' ' {
+                        break;
+                    }
+                }
+                _ => {
+                    escaped = false;
+                    part.push(c);
+                }
+            }
+        }
+        // The first part is the measurement; a key ends at its (unescaped) `=`.
+        keys.into_iter()
+            .skip(1)
+            .map(|kv| kv.split('=').next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_tag_written_is_in_the_catalogue() {
+        let m = model();
+        let (mut rates, mut out) = (Rates::default(), String::new());
+        for minute in 0..2 {
+            let t = m.epoch + chrono::Duration::minutes(minute);
+            round_at(&m, t, &tagging(), &mut rates, &mut out);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for line in out.lines() {
+            for key in tag_keys(line) {
+                assert!(crate::catalogue::tags::is_tag(&key), "{key} in {line}");
+                seen.insert(key);
+            }
+        }
+        for heapster in ["hostname", "host_id", "namespace_id", "nodename", "pod_id"] {
+            assert!(seen.contains(heapster), "{heapster} is written");
+        }
+    }
+}
