@@ -15,7 +15,7 @@ tool=${CONTAINER_TOOL:-podman}
 if [ "$tool" = podman ]; then
   # shellcheck disable=SC2206
   flags=(${PODMAN_FLAGS:---storage-driver=vfs})
-  build_flags=(--isolation=chroot)
+  build_flags=(--isolation=chroot --layers=false)
 else
   flags=()
   build_flags=()

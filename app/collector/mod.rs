@@ -277,15 +277,18 @@ pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Res
         let port = serve_metrics(addr, metrics.clone())?;
         tracing::info!(port, "collector metrics on /metrics");
     }
-    run_with_metrics(settings, influx, metrics).await
+    run_with_metrics(settings, influx, metrics, shutdown_signal()).await
 }
 
 /// [`run`], counting into `metrics` that the caller serves (`settings.metrics_listen` is
-/// not used): `kubemeter demo` serves them on whatever port is free.
+/// not used), until `stop` completes: `kubemeter demo` serves the metrics on whatever port is
+/// free, and stops its parts itself (a signal that came before the loop started would be
+/// missed by a handler installed later).
 pub async fn run_with_metrics(
     settings: CollectSettings,
     influx: InfluxClient,
     metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let client = kube_client(settings.kube_url.as_deref()).await?;
     if let Err(e) = influx.create_database().await {
@@ -300,14 +303,21 @@ pub async fn run_with_metrics(
         })?;
     let once = settings.once;
     let interval = settings.interval;
-    let mut collector =
-        Collector::start(client, settings, metrics, writer, Duration::from_secs(60)).await?;
+    let mut stop = std::pin::pin!(stop);
+    let start = Collector::start(client, settings, metrics, writer, Duration::from_secs(60));
+    let mut collector = tokio::select! {
+        collector = start => collector?,
+        // Stopped while still listing the cluster: the writer (dropped with `start`) flushes.
+        _ = &mut stop => {
+            writer_task.await?;
+            return Ok(());
+        }
+    };
     if once {
         collector.round().await;
     } else {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut stop = std::pin::pin!(shutdown_signal());
         loop {
             tokio::select! {
                 _ = tick.tick() => { collector.round().await; }

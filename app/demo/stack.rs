@@ -3,6 +3,7 @@
 //! stops before Ctrl-C or SIGTERM, the demo stops with an error naming it, instead of going
 //! on as if the cluster were still scraped.
 
+use actix_web::dev::ServerHandle;
 use chrono::{DateTime, TimeZone, Utc};
 use secrecy::SecretString;
 use std::net::{SocketAddr, TcpListener};
@@ -37,7 +38,32 @@ pub fn free_or_any(addr: SocketAddr, what: &str) -> (SocketAddr, Option<String>)
 /// What one part returned, by name.
 type Ended = (&'static str, anyhow::Result<()>);
 
+/// Ctrl-C and SIGTERM, listened to from the start: a signal that arrives before a listener
+/// exists is not delivered to it later.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
 pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
+    let mut signals = Signals::new()?;
     let credential = settings
         .api_credential
         .get_or_insert_with(|| (DEMO_USER.to_string(), SecretString::from(DEMO_USER)))
@@ -78,7 +104,7 @@ pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
     if args.history_hours > 0 {
         let written = tokio::select! {
             r = load_history(&model, &influx, (history_from, now), args.history_step, &tagging) => r?,
-            _ = collector::shutdown_signal() => return Ok(()),
+            _ = signals.recv() => return Ok(()),
         };
         tracing::info!(
             points = written,
@@ -104,19 +130,28 @@ pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
         kubelet: None,
         dcgm_url: None,
     };
+    let servers = [sim.handle(), app.handle()];
     let mut parts: JoinSet<Ended> = JoinSet::new();
     parts.spawn(async move {
         let r = sim.run_until_stopped().await;
         ("simulated cluster", r.map_err(Into::into))
     });
-    let collector_run = collector::run_with_metrics(collect_settings, influx.clone(), metrics);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let collector_stop = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let collector_run =
+        collector::run_with_metrics(collect_settings, influx.clone(), metrics, collector_stop);
     parts.spawn(async move { ("collector", collector_run.await) });
     parts.spawn(async move { ("server", app.run_until_stopped().await.map_err(Into::into)) });
     // The history's rollups first (statements then read them), then every hour as `collect`.
     let rollups = tokio::spawn(async move {
         let from = history_from.timestamp_nanos_opt().unwrap_or_default();
         let to = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
-        if let Some(w) = crate::billing::Window::new(from, to) {
+        let window = crate::billing::Window::new(from, to);
+        let whole_hours = window.map(crate::jobs::rollup::whole_hours);
+        if let (Some(w), false) = (window, whole_hours.is_none_or(|h| h.is_empty())) {
             if let Err(e) =
                 crate::jobs::rollup::roll_up(&metering, w, &crate::metering::Quiet).await
             {
@@ -136,18 +171,26 @@ pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
         &credential,
         scrape_interval,
     );
-    let result = watch(&mut parts).await;
+    let result = watch(&mut parts, (&stop, &servers), &mut signals).await;
     rollups.abort();
     result
 }
 
 /// Waits for Ctrl-C or SIGTERM, then for every part to stop; or for a part to stop first,
 /// which is an error.
-async fn watch(parts: &mut JoinSet<Ended>) -> anyhow::Result<()> {
+async fn watch(
+    parts: &mut JoinSet<Ended>,
+    (collector, servers): (&tokio::sync::watch::Sender<bool>, &[ServerHandle]),
+    signals: &mut Signals,
+) -> anyhow::Result<()> {
     tokio::select! {
         biased;
-        _ = collector::shutdown_signal() => {
+        _ = signals.recv() => {
             println!("stopping the demo…");
+            let _ = collector.send(true);
+            for server in servers {
+                tokio::spawn(server.stop(true));
+            }
             let all = async { while parts.join_next().await.is_some() {} };
             if tokio::time::timeout(STOP_GRACE, all).await.is_err() {
                 anyhow::bail!("the demo's parts did not stop within {STOP_GRACE:?}");

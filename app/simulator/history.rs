@@ -140,6 +140,8 @@ pub fn round_at(
 
 /// Writes the rounds a collector scraping every `step` would have written in `[from, to)`;
 /// `progress` hears the share done (0 to 1) after each request. Returns the points written.
+/// Rounds are encoded on a blocking thread while earlier batches are being written (two at a
+/// time): InfluxDB and the encoder each keep a core busy.
 pub async fn write(
     model: &Model,
     influx: &InfluxClient,
@@ -148,6 +150,36 @@ pub async fn write(
     tagging: &Tagging,
     progress: impl Fn(f64),
 ) -> Result<usize, InfluxError> {
+    use futures::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<(String, f64)>(2);
+    let (model, tagging) = (model.clone(), tagging.clone());
+    let encoder = tokio::task::spawn_blocking(move || {
+        encode_rounds(&model, (from, to), step, &tagging, |batch, share| {
+            tx.blocking_send((batch, share)).is_ok()
+        })
+    });
+    let batches = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|batch| (batch, rx))
+    });
+    let writes = batches
+        .map(|(batch, share)| async move { influx.write(batch).await.map(|_| share) })
+        .buffer_unordered(2);
+    let mut writes = std::pin::pin!(writes);
+    while let Some(written) = writes.next().await {
+        progress(written?);
+    }
+    Ok(encoder.await.unwrap_or_default())
+}
+
+/// Encodes the rounds of `[from, to)` into batches of about [`BATCH_BYTES`], handing each to
+/// `send` with the share of the window done; stops early when `send` says no one listens.
+fn encode_rounds(
+    model: &Model,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    step: Duration,
+    tagging: &Tagging,
+    mut send: impl FnMut(String, f64) -> bool,
+) -> usize {
     let step = chrono::Duration::from_std(step)
         .unwrap_or(chrono::Duration::minutes(1))
         .max(chrono::Duration::seconds(1));
@@ -158,11 +190,13 @@ pub async fn write(
         points += round_at(model, t, tagging, &mut rates, &mut buf);
         t += step;
         if buf.len() >= BATCH_BYTES || t >= to {
-            influx.write(std::mem::take(&mut buf)).await?;
-            progress(((t - from).num_seconds() as f64 / whole).min(1.0));
+            let share = ((t - from).num_seconds() as f64 / whole).min(1.0);
+            if !send(std::mem::take(&mut buf), share) {
+                break;
+            }
         }
     }
-    Ok(points)
+    points
 }
 
 #[cfg(test)]

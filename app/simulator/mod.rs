@@ -286,6 +286,11 @@ impl Simulator {
         self.shared.write().modes.insert(node.to_string(), mode);
     }
 
+    /// Stops the simulator from elsewhere (`kubemeter demo` stops its parts itself).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// The log of requests this simulator serves (call `start` on it to record).
     pub fn request_log(&self) -> RequestLog {
         self.shared.requests.clone()

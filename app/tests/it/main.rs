@@ -12,6 +12,7 @@ mod extensions;
 mod fixture;
 mod grafana;
 mod helpers;
+mod history;
 mod hourly;
 mod image;
 mod influx;
