@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::model::Model;
-use super::objects::{objects_at, Kind, Objects};
+use super::objects::{objects_at, pod_objects, Kind, Objects};
 use crate::collector::kube::{controller_of, namespace_ids, node_info, pod_info, PodRecord};
 use crate::collector::owners::{resolve, OwnerGraph, OwnerRef, Parent};
-use crate::collector::points::{encode_summary, encode_totals, Cluster, Totals};
+use crate::collector::points::{encode_summary, encode_totals, Cluster, PodInfo, Totals};
 use crate::collector::rates::Rates;
 use crate::influx::{InfluxClient, InfluxError};
 
@@ -83,16 +83,29 @@ impl OwnerGraph for Controllers {
 /// The collector's view of the simulated cluster at `t`: what its watches would hold.
 pub fn cluster_at(model: &Model, t: DateTime<Utc>, tagging: &Tagging) -> Cluster {
     let objects = objects_at(model, t);
-    let controllers = Controllers::new(&objects);
-    let namespaces: Vec<Namespace> = typed(&objects, Kind::Namespace);
-    let namespace_labels: HashMap<String, BTreeMap<String, String>> = namespaces
+    let labels = namespace_labels(&typed(&objects, Kind::Namespace));
+    cluster_of(&objects, tagging, &labels)
+}
+
+fn namespace_labels(namespaces: &[Namespace]) -> HashMap<String, BTreeMap<String, String>> {
+    namespaces
         .iter()
         .filter_map(|ns| {
             let labels = ns.metadata.labels.clone().unwrap_or_default();
             Some((ns.metadata.name.clone()?, labels))
         })
-        .collect();
-    let pods = typed::<Pod>(&objects, Kind::Pod)
+        .collect()
+}
+
+/// The collector's view of `objects`, with the functions it uses on its watches' objects.
+fn cluster_of(
+    objects: &Objects,
+    tagging: &Tagging,
+    namespace_labels: &HashMap<String, BTreeMap<String, String>>,
+) -> Cluster {
+    let controllers = Controllers::new(objects);
+    let namespaces: Vec<Namespace> = typed(objects, Kind::Namespace);
+    let pods = typed::<Pod>(objects, Kind::Pod)
         .iter()
         .map(|pod| {
             let record = PodRecord::from_pod(pod);
@@ -105,7 +118,7 @@ pub fn cluster_at(model: &Model, t: DateTime<Utc>, tagging: &Tagging) -> Cluster
             )
         })
         .collect();
-    let nodes = typed::<Node>(&objects, Kind::Node)
+    let nodes = typed::<Node>(objects, Kind::Node)
         .iter()
         .filter_map(|n| Some((n.metadata.name.clone()?, node_info(n))))
         .collect();
@@ -126,16 +139,75 @@ pub fn round_at(
     rates: &mut Rates,
     out: &mut String,
 ) -> usize {
-    let cluster = cluster_at(model, t, tagging);
+    round_of(model, t, &cluster_at(model, t, tagging), rates, out)
+}
+
+fn round_of(
+    model: &Model,
+    t: DateTime<Utc>,
+    cluster: &Cluster,
+    rates: &mut Rates,
+    out: &mut String,
+) -> usize {
     let mut totals = Totals::default();
     let mut points = 0;
     for n in 0..model.config.nodes {
-        points += encode_summary(&model.summary(n, t), &cluster, rates, &mut totals, out);
+        points += encode_summary(&model.summary(n, t), cluster, rates, &mut totals, out);
     }
     let t_ns = t.timestamp_nanos_opt().unwrap_or_default();
-    points += encode_totals(&totals, &tagging.cluster_name, t_ns, out);
+    points += encode_totals(&totals, &cluster.name, t_ns, out);
     rates.next_round(KEEP_ROUNDS);
     points
+}
+
+/// A pod's state as far as its tags and spec metrics go: its UID and its restart counts.
+type PodState = (String, Vec<i32>);
+
+/// [`cluster_at`] for consecutive instants, converting each pod's API objects once per state
+/// instead of the whole cluster every round (nodes and namespaces do not change).
+#[derive(Default)]
+struct ClusterCache {
+    base: Option<Cluster>,
+    namespace_labels: HashMap<String, BTreeMap<String, String>>,
+    pods: HashMap<PodState, ((String, String), PodInfo)>,
+}
+
+impl ClusterCache {
+    fn at(&mut self, model: &Model, t: DateTime<Utc>, tagging: &Tagging) -> Cluster {
+        let base = match &self.base {
+            Some(base) => base.clone(),
+            None => {
+                let objects = objects_at(model, t);
+                self.namespace_labels = namespace_labels(&typed(&objects, Kind::Namespace));
+                let base = Cluster {
+                    pods: HashMap::new(),
+                    ..cluster_of(&objects, tagging, &HashMap::new())
+                };
+                self.base.insert(base).clone()
+            }
+        };
+        let mut pods = HashMap::new();
+        let mut seen = HashMap::new();
+        for p in model.pods_at(t) {
+            let state = (
+                p.uid.clone(),
+                p.containers.iter().map(|c| c.restarts).collect(),
+            );
+            let entry = match self.pods.remove(&state) {
+                Some(entry) => entry,
+                None => {
+                    let objects = pod_objects(&p);
+                    let one = cluster_of(&objects, tagging, &self.namespace_labels);
+                    one.pods.into_iter().next().unwrap_or_default()
+                }
+            };
+            pods.insert(entry.0.clone(), entry.1.clone());
+            seen.insert(state, entry);
+        }
+        // Pods gone since the last round are forgotten.
+        self.pods = seen;
+        Cluster { pods, ..base }
+    }
 }
 
 /// Writes the rounds a collector scraping every `step` would have written in `[from, to)`;
@@ -185,9 +257,11 @@ fn encode_rounds(
         .max(chrono::Duration::seconds(1));
     let whole = (to - from).num_seconds().max(1) as f64;
     let (mut rates, mut buf, mut points) = (Rates::default(), String::new(), 0);
+    let mut clusters = ClusterCache::default();
     let mut t = from;
     while t < to {
-        points += round_at(model, t, tagging, &mut rates, &mut buf);
+        let cluster = clusters.at(model, t, tagging);
+        points += round_of(model, t, &cluster, &mut rates, &mut buf);
         t += step;
         if buf.len() >= BATCH_BYTES || t >= to {
             let share = ((t - from).num_seconds() as f64 / whole).min(1.0);
@@ -246,6 +320,33 @@ mod tests {
         assert_eq!(cluster.nodes.len(), 2);
         assert!(cluster.nodes.values().all(|n| n.host_id.is_some()));
         assert_eq!(cluster.namespace_ids.len(), 5);
+    }
+
+    #[test]
+    fn the_cached_view_of_consecutive_rounds_is_the_view_computed_afresh() {
+        let m = model();
+        let mut cache = ClusterCache::default();
+        // PodInfo's containers are a HashMap: compare them sorted.
+        let pods = |c: &Cluster| -> BTreeMap<(String, String), String> {
+            c.pods
+                .iter()
+                .map(|(k, p)| {
+                    let containers: BTreeMap<_, _> = p.containers.iter().collect();
+                    let p = PodInfo {
+                        containers: HashMap::new(),
+                        ..p.clone()
+                    };
+                    (k.clone(), format!("{p:?} {containers:?}"))
+                })
+                .collect()
+        };
+        for minute in 0..30 {
+            let t = m.epoch + chrono::Duration::seconds(minute * 60 + 7);
+            let (cached, fresh) = (cache.at(&m, t, &tagging()), cluster_at(&m, t, &tagging()));
+            assert!(pods(&cached) == pods(&fresh), "pods at minute {minute}");
+            assert!(cached.nodes == fresh.nodes && cached.namespace_ids == fresh.namespace_ids);
+            assert_eq!(cached.name, fresh.name);
+        }
     }
 
     #[test]

@@ -213,6 +213,13 @@ pub fn objects_at(model: &Model, t: DateTime<Utc>) -> Objects {
     objects
 }
 
+/// One pod's objects and its owners' (ReplicaSet, Job, …), as `objects_at` has them.
+pub fn pod_objects(p: &SimPod) -> Objects {
+    let mut objects = Objects::new();
+    insert_pod_and_owners(&mut objects, p);
+    objects
+}
+
 fn insert_pod_and_owners(objects: &mut Objects, p: &SimPod) {
     let ns = p.namespace.as_str();
     let app = &p.workload.1;
