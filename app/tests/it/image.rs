@@ -1,7 +1,8 @@
 //! The container image, built from the binary these tests run (`make test` builds it statically)
 //! with the project's Dockerfile by Podman. Containers cannot run on these machines, so the
 //! image's filesystem is exported and its entrypoint run under `chroot` as the image's user:
-//! with no libc in the image, a binary that needed one could not start.
+//! with no libc in the image, a binary that needed one could not start. It also finds InfluxDB
+//! through DNS as in a pod (search domains, a nameserver), which a static glibc must do itself.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -133,15 +134,23 @@ fn is_a_static_kubemeter_on_an_empty_base_run_as_a_non_root_user(image: &Image) 
     assert!(id.contains("--password-stdin"));
 }
 
-/// `serve` from the image on a read-only root, with a tmpfs as its data volume and InfluxDB
-/// known by a name from /etc/hosts (static glibc resolves it without NSS modules), as in a pod.
+/// `serve` from the image on a read-only root, with a tmpfs as its data volume, finding
+/// InfluxDB as a pod does: the short name `influxdb`, the namespace's search domains and a
+/// cluster DNS server (a small one in this test). glibc linked statically resolves without
+/// NSS modules, from /etc/resolv.conf and /etc/hosts.
 fn serve_starts_on_a_read_only_root_and_finds_influxdb_by_name(image: &Image) {
     let influx = std::env::var("KUBEMETER_TEST_INFLUX_URL").unwrap();
     let influx_port = influx.rsplit(':').next().unwrap().trim_end_matches('/');
+    let dns = dns::Server::start("influxdb.kubemeter.svc.cluster.local");
     let fs = image.rootfs.to_str().unwrap().to_string();
+    std::fs::write(image.rootfs.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
     std::fs::write(
-        image.rootfs.join("etc/hosts"),
-        "127.0.0.1 localhost\n127.0.0.1 influxdb.kubemeter.svc\n",
+        image.rootfs.join("etc/resolv.conf"),
+        format!(
+            "search kubemeter.svc.cluster.local svc.cluster.local cluster.local\n\
+             nameserver {}\noptions ndots:5 timeout:1 attempts:2\n",
+            dns.ip
+        ),
     )
     .unwrap();
     let port = free_port();
@@ -153,10 +162,8 @@ fn serve_starts_on_a_read_only_root_and_finds_influxdb_by_name(image: &Image) {
     );
     let mut env = image_env(image);
     env.insert("KUBEMETER_LISTEN".into(), format!("127.0.0.1:{port}"));
-    env.insert(
-        "INFLUXDB_URL".into(),
-        format!("http://influxdb.kubemeter.svc:{influx_port}"),
-    );
+    env.insert("INFLUXDB_HOST".into(), "influxdb".into());
+    env.insert("INFLUXDB_PORT".into(), influx_port.into());
     env.insert("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into());
     let mut child = Command::new("unshare")
         .args(["--mount", "sh", "-c", &script])
@@ -177,10 +184,17 @@ fn serve_starts_on_a_read_only_root_and_finds_influxdb_by_name(image: &Image) {
         stdout.push('\n');
     }
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap_or_default();
+    let asked = dns.stop();
     assert_eq!(
         ready,
         Some(200),
         "/readyz; stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        asked
+            .iter()
+            .any(|q| q == "influxdb.kubemeter.svc.cluster.local"),
+        "InfluxDB was found through the DNS server: {asked:?}"
     );
     assert!(
         status.success(),
@@ -191,6 +205,89 @@ fn serve_starts_on_a_read_only_root_and_finds_influxdb_by_name(image: &Image) {
         "logs on stdout: {stdout}"
     );
     assert!(!stdout.contains('\u{1b}'), "no colour codes off a terminal");
+}
+
+/// A cluster DNS server in miniature: answers A queries for one name with 127.0.0.1, says
+/// the name does not exist to every other query, and records what it was asked.
+mod dns {
+    use std::net::UdpSocket;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    pub struct Server {
+        pub ip: String,
+        asked: Arc<Mutex<Vec<String>>>,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Server {
+        /// On port 53 (resolv.conf has no port) of a loopback address of its own.
+        pub fn start(name: &str) -> Server {
+            let socket = (150..250)
+                .find_map(|n| UdpSocket::bind(format!("127.0.53.{n}:53")).ok())
+                .expect("a free loopback address for the DNS server (the tests run as root)");
+            socket
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            let ip = socket.local_addr().unwrap().ip().to_string();
+            let asked = Arc::new(Mutex::new(Vec::new()));
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (name, log, done) = (name.to_string(), asked.clone(), stop.clone());
+            let thread = std::thread::spawn(move || {
+                let mut buf = [0u8; 512];
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    if let Some((qname, reply)) = answer(&buf[..n], &name) {
+                        log.lock().unwrap().push(qname);
+                        let _ = socket.send_to(&reply, peer);
+                    }
+                }
+            });
+            Server {
+                ip,
+                asked,
+                stop,
+                thread: Some(thread),
+            }
+        }
+
+        /// Stops the server; returns the names it was asked about.
+        pub fn stop(mut self) -> Vec<String> {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    /// The queried name and the reply to a query (RFC 1035 message format).
+    fn answer(query: &[u8], name: &str) -> Option<(String, Vec<u8>)> {
+        let (mut labels, mut i) = (Vec::new(), 12);
+        while *query.get(i)? != 0 {
+            let len = usize::from(query[i]);
+            labels.push(String::from_utf8_lossy(query.get(i + 1..i + 1 + len)?).to_string());
+            i += 1 + len;
+        }
+        let qtype = u16::from_be_bytes([*query.get(i + 1)?, *query.get(i + 2)?]);
+        let end = i + 5;
+        let qname = labels.join(".");
+        let found = qname.eq_ignore_ascii_case(name);
+        let a = found && qtype == 1;
+        let mut reply = query[..2].to_vec();
+        // QR, RD, RA; NXDOMAIN unless the name is ours (then no error, with or without an A).
+        reply.extend_from_slice(&[0x81, if found { 0x80 } else { 0x83 }]);
+        reply.extend_from_slice(&[0, 1, 0, u8::from(a), 0, 0, 0, 0]);
+        reply.extend_from_slice(query.get(12..end)?);
+        if a {
+            // A pointer to the question's name, type A, class IN, TTL 30 s, 127.0.0.1.
+            reply.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 127, 0, 0, 1]);
+        }
+        Some((qname, reply))
+    }
 }
 
 /// The status of `GET url` once it answers, within `limit`.
