@@ -113,23 +113,7 @@ pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
         );
     }
 
-    let collect_settings = CollectSettings {
-        kube_url: Some(format!("http://127.0.0.1:{}", sim.port())),
-        interval: scrape_interval,
-        once: false,
-        cluster_name: tagging.cluster_name.clone(),
-        label_keys: tagging.label_keys.clone(),
-        concurrency: 8,
-        node_timeout: Duration::from_secs(5),
-        writer: WriterConfig {
-            spool_dir: args.serve.db.data_dir.join("spool"),
-            spool_max_bytes: 256 << 20,
-        },
-        metrics_listen: None,
-        shard: None,
-        kubelet: None,
-        dcgm_url: None,
-    };
+    let collect_settings = collect_settings(&args, &tagging, sim.port(), scrape_interval);
     let servers = [sim.handle(), app.handle()];
     let mut parts: JoinSet<Ended> = JoinSet::new();
     parts.spawn(async move {
@@ -145,21 +129,7 @@ pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
         collector::run_with_metrics(collect_settings, influx.clone(), metrics, collector_stop);
     parts.spawn(async move { ("collector", collector_run.await) });
     parts.spawn(async move { ("server", app.run_until_stopped().await.map_err(Into::into)) });
-    // The history's rollups first (statements then read them), then every hour as `collect`.
-    let rollups = tokio::spawn(async move {
-        let from = history_from.timestamp_nanos_opt().unwrap_or_default();
-        let to = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
-        let window = crate::billing::Window::new(from, to);
-        let whole_hours = window.map(crate::jobs::rollup::whole_hours);
-        if let (Some(w), false) = (window, whole_hours.is_none_or(|h| h.is_empty())) {
-            if let Err(e) =
-                crate::jobs::rollup::roll_up(&metering, w, &crate::metering::Quiet).await
-            {
-                tracing::warn!(error = %e, "the history's rollups failed; statements read raw samples");
-            }
-        }
-        crate::jobs::rollup::run_every_hour(metering).await
-    });
+    let rollups = tokio::spawn(roll_up(metering, (history_from, now)));
 
     for note in &notes {
         println!("{note}; took another one.");
@@ -205,6 +175,47 @@ async fn watch(
             }
         }
     }
+}
+
+/// The collector of the simulated cluster, as `kubemeter collect` would run against it.
+fn collect_settings(
+    args: &DemoArgs,
+    tagging: &Tagging,
+    sim_port: u16,
+    interval: Duration,
+) -> CollectSettings {
+    CollectSettings {
+        kube_url: Some(format!("http://127.0.0.1:{sim_port}")),
+        interval,
+        once: false,
+        cluster_name: tagging.cluster_name.clone(),
+        label_keys: tagging.label_keys.clone(),
+        concurrency: 8,
+        node_timeout: Duration::from_secs(5),
+        writer: WriterConfig {
+            spool_dir: args.serve.db.data_dir.join("spool"),
+            spool_max_bytes: 256 << 20,
+        },
+        metrics_listen: None,
+        shard: None,
+        kubelet: None,
+        dcgm_url: None,
+    }
+}
+
+/// The history's billing rollups first (statements then read them instead of raw samples),
+/// then every hour, as next to a real collector.
+async fn roll_up(metering: crate::metering::Metering, (from, to): (DateTime<Utc>, DateTime<Utc>)) {
+    use crate::jobs::rollup;
+    let ns = |t: DateTime<Utc>| t.timestamp_nanos_opt().unwrap_or_default();
+    let window = crate::billing::Window::new(ns(from), ns(to))
+        .filter(|w| !rollup::whole_hours(*w).is_empty());
+    if let Some(w) = window {
+        if let Err(e) = rollup::roll_up(&metering, w, &crate::metering::Quiet).await {
+            tracing::warn!(error = %e, "the history's rollups failed; statements read raw samples");
+        }
+    }
+    rollup::run_every_hour(metering).await
 }
 
 fn sim_settings(args: &DemoArgs) -> SimSettings {

@@ -192,7 +192,6 @@ pub fn objects_at(model: &Model, t: DateTime<Utc>) -> Objects {
                 ]),
                 ..NodeStatus::default()
             }),
-            ..Node::default()
         };
         insert(&mut objects, Kind::Node, "", &name, &node);
     }

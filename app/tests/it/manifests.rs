@@ -602,3 +602,16 @@ fn every_port_a_service_exposes_is_admitted_by_a_network_policy_behind_a_default
         }
     }
 }
+
+#[test]
+fn the_readmes_configuration_table_lists_every_variable_kubemeter_reads() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let table =
+        &readme[readme.find("## Configuration").unwrap()..readme.find("## Commands").unwrap()];
+    for name in read_by_any_subcommand() {
+        assert!(
+            table.contains(&format!("`{name}`")),
+            "{name} is missing from the README's configuration table"
+        );
+    }
+}
