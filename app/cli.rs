@@ -1,13 +1,12 @@
-//! The `kubemeter` command line (DESIGN.md §2). Subcommands appear here as they become real.
+//! The `kubemeter` command line: one binary, a subcommand per job (the README's Commands).
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 use std::net::SocketAddr;
 
-use crate::collector::{self, writer::WriterConfig, CollectSettings};
+use crate::collector::{self, CollectSettings};
 use crate::config::{CollectArgs, DbArgs, ServeArgs};
-use crate::demo::{DemoCluster, Detail};
 use crate::influx::InfluxClient;
 use crate::simulator::model::SimConfig;
 use crate::simulator::{NodeMode, SimSettings, Simulator};
@@ -209,6 +208,13 @@ pub struct DemoArgs {
     /// Time between the demo collector's scrape rounds.
     #[arg(long, env = "KUBEMETER_SCRAPE_INTERVAL", default_value = "15s", value_parser = crate::config::parse_duration)]
     pub scrape_interval: std::time::Duration,
+    /// Hours of the simulated cluster's past loaded at start (0: none), so that charts,
+    /// drill-downs and bills have content at once.
+    #[arg(long, default_value_t = 24)]
+    pub history_hours: u32,
+    /// Time between two samples of that history.
+    #[arg(long, default_value = "60s", value_parser = crate::config::parse_duration)]
+    pub history_step: std::time::Duration,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -537,144 +543,15 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let mut settings = settings(&args.serve).await?;
+    let settings = settings(&args.serve).await?;
     let _guards = telemetry::init(&args.serve.log.log_dir)?;
-    let credential = settings
-        .api_credential
-        .get_or_insert_with(|| ("demo".to_string(), SecretString::from("demo")));
-    let (user, password) = (
-        credential.0.clone(),
-        secrecy::ExposeSecret::expose_secret(&credential.1).to_string(),
-    );
-
-    let influx = InfluxClient::new(settings.influx.clone());
-    influx.create_database().await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot reach InfluxDB at {} ({e}); is it running?",
-            settings.influx.url
-        )
-    })?;
-    // The window of the old README's curl example, so that it answers unchanged.
-    let dec = Utc.with_ymd_and_hms(2017, 12, 1, 0, 0, 0).unwrap();
-    DemoCluster::new(24)
-        .write(
-            &influx,
-            dec,
-            dec + chrono::Duration::days(2),
-            300,
-            Detail::Full,
-        )
-        .await?;
-    // Metered once, as `kubemeter rollup --backfill` meters data another program wrote:
-    // statements read metered rows only.
-    let metering = settings.billing.metering(influx.clone());
-    let old = crate::billing::Window {
-        from: crate::vocab::time::to_ns(dec),
-        to: crate::vocab::time::to_ns(dec + chrono::Duration::days(2)),
-    };
-    for cluster in crate::jobs::rollup::clusters(&metering).await? {
-        crate::jobs::rollup::roll_up(&metering, &cluster, old, &crate::metering::Quiet).await?;
-    }
-
-    let sim = Simulator::build(
-        SimulateArgs {
-            nodes: args.nodes,
-            pods_per_node: args.pods_per_node,
-            seed: 1,
-            listen: "127.0.0.1:0".parse()?,
-            failing_nodes: vec![],
-            slow_nodes: vec![],
-            kubelet_port: None,
-            kubelet_token: None,
-        }
-        .settings()?,
-    )?;
-    let collect_settings = CollectSettings {
-        kube_url: Some(format!("http://127.0.0.1:{}", sim.port())),
-        interval: args.scrape_interval,
-        once: false,
-        cluster_name: "demo".into(),
-        label_keys: vec!["team".into(), "cost-center".into()],
-        concurrency: 8,
-        node_timeout: std::time::Duration::from_secs(5),
-        writer: WriterConfig {
-            spool_dir: args.serve.db.data_dir.join("spool"),
-            spool_max_bytes: 256 << 20,
-        },
-        metrics_listen: Some(args.metrics_listen),
-        shard: None,
-        kubelet: None,
-        dcgm_url: None,
-        memory: settings.billing.memory,
-    };
-    tokio::spawn(sim.run_until_stopped());
-    // The metering job, as next to a real collector.
-    tokio::spawn(crate::jobs::rollup::run_every_minute(
-        settings.billing.metering(influx.clone()),
-        collect_settings.cluster_name.clone(),
-    ));
-    tokio::spawn(async move {
-        if let Err(e) = collector::run(collect_settings, influx).await {
-            tracing::error!(error = %format!("{e:#}"), "the demo's collector stopped");
-        }
-    });
-
-    let demo_user = "demo";
-    if let Some(db) = &settings.db {
-        let created = db
-            .create_user(crate::users::NewUser {
-                username: demo_user.into(),
-                email: "demo@example.invalid".into(),
-                role: crate::users::Role::Admin,
-                namespaces: vec![],
-                password: SecretString::from(demo_user),
-            })
-            .await;
-        match created {
-            Ok(()) | Err(crate::users::StoreError::UserExists(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let app = Application::build(settings)?;
-    let port = app.port();
-    println!();
-    println!("kubemeter demo is running at http://127.0.0.1:{port}");
-    println!(
-        "  a simulated cluster of {} nodes is scraped every {:?}",
-        args.nodes, args.scrape_interval
-    );
-    println!(
-        "Dashboard: http://127.0.0.1:{port}/web/login/  (user {demo_user}, password {demo_user})"
-    );
-    println!("API credential: X-USERNAME {user}  X-PASSWORD {password}");
-    println!("Try:");
-    println!(
-        "  curl -X POST http://127.0.0.1:{port}/api/cpu/usage_rate -H 'x-username: {user}' \
-         -H 'x-password: {password}' -d '{{\"agg\":\"by-workload\"}}'"
-    );
-    println!(
-        "  curl -X POST http://127.0.0.1:{port}/api/cpu/usage_rate -H 'x-username: {user}' \
-         -H 'x-password: {password}' -d '{{\"agg\":\"pod-by-namespace\",\"timeBeginInterval\":\"2017-12-01\",\"timeEndInterval\":\"2017-12-31\"}}'"
-    );
-    // Today's statement: the live cluster's data starts now, and the default window (this
-    // month up to the start of this hour) would still be empty.
-    let today = Utc::now().date_naive();
-    let tomorrow = today + chrono::Duration::days(1);
-    println!(
-        "  curl 'http://127.0.0.1:{port}/api/billing?from={today}&to={tomorrow}&by=node&format=csv' \
-         -H 'x-username: {user}' -H 'x-password: {password}'"
-    );
-    println!(
-        "Billing page (today): http://127.0.0.1:{port}/web/billing?from={today}&to={tomorrow}"
-    );
-    println!("Collector metrics: http://{}/metrics", args.metrics_listen);
-    println!("Press Ctrl-C to stop.");
-    Ok(app.run_until_stopped().await?)
+    crate::demo::stack::run(args, settings).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
     use clap::CommandFactory;
 
     #[test]

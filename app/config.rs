@@ -37,7 +37,7 @@ pub enum ConfigError {
     HalfApiCredential,
 }
 
-/// Where InfluxDB is (DESIGN.md §3).
+/// Where InfluxDB is.
 #[derive(Args, Debug, Clone)]
 pub struct InfluxArgs {
     /// InfluxDB host (ignored when --influxdb-url is set).
@@ -131,9 +131,15 @@ impl ApiArgs {
 /// Where logs go.
 #[derive(Args, Debug, Clone)]
 pub struct LogArgs {
-    /// Directory for the rolling info.log and errors.log.
-    #[arg(long, env = "KUBEMETER_LOG_DIR", default_value = "./logs")]
+    /// Directory for the rolling info.log and errors.log; empty for standard output only.
+    #[arg(long, env = "KUBEMETER_LOG_DIR", default_value = "./logs", value_parser = log_dir)]
     pub log_dir: PathBuf,
+}
+
+/// A log folder, where empty is a value of its own: standard output only (clap's path parser
+/// refuses empty values).
+fn log_dir(s: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(s))
 }
 
 /// Where users (and sessions, export runs) are kept.
@@ -207,7 +213,21 @@ impl LimitArgs {
     }
 }
 
-/// What `collect` needs (DESIGN.md §2, §3).
+/// `KUBEMETER_SHARD`: `i/n`; `0/1` is the whole cluster, as if no shard were given (so that
+/// a single replica still writes the namespace and cluster sums).
+fn shard(s: &str) -> anyhow::Result<Option<crate::collector::Shard>> {
+    if s.starts_with('/') {
+        anyhow::bail!(
+            "KUBEMETER_SHARD {s:?} has no replica index: the StatefulSet's pod-index label \
+             needs Kubernetes 1.28 or later; set KUBEMETER_SHARD to i/n per replica instead"
+        );
+    }
+    let shard = crate::collector::Shard::parse(s)
+        .ok_or_else(|| anyhow::anyhow!("KUBEMETER_SHARD {s:?} is not i/n with i < n, e.g. 0/3"))?;
+    Ok((shard.count > 1).then_some(shard))
+}
+
+/// What `collect` needs.
 #[derive(Args, Debug, Clone)]
 pub struct CollectArgs {
     #[command(flatten)]
@@ -282,7 +302,7 @@ pub struct CollectArgs {
 impl CollectArgs {
     pub fn settings(&self) -> anyhow::Result<crate::collector::CollectSettings> {
         use crate::api::request::LabelKey;
-        use crate::collector::{quantity, writer::WriterConfig, CollectSettings, Shard};
+        use crate::collector::{quantity, writer::WriterConfig, CollectSettings};
         for key in &self.label_tags {
             if LabelKey::parse(key).is_none() {
                 anyhow::bail!("KUBEMETER_LABEL_TAGS: {key:?} is not a Kubernetes label key (e.g. team or example.com/team)");
@@ -298,9 +318,7 @@ impl CollectArgs {
             })?;
         let shard = match &self.shard {
             None => None,
-            Some(s) => Some(Shard::parse(s).ok_or_else(|| {
-                anyhow::anyhow!("KUBEMETER_SHARD {s:?} is not i/n with i < n, e.g. 0/3")
-            })?),
+            Some(s) => shard(s)?,
         };
         if self.concurrency == 0 {
             anyhow::bail!("KUBEMETER_SCRAPE_CONCURRENCY must be at least 1");
@@ -415,6 +433,31 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_log_folder_is_accepted_and_means_standard_output_only() {
+        #[derive(Parser)]
+        struct L {
+            #[command(flatten)]
+            log: LogArgs,
+        }
+        let l = L::try_parse_from(["t", "--log-dir", ""]).unwrap();
+        assert!(l.log.log_dir.as_os_str().is_empty());
+        let l = L::try_parse_from(["t"]).unwrap();
+        assert_eq!(l.log.log_dir, PathBuf::from("./logs"));
+    }
+
+    #[test]
+    fn a_shard_of_one_is_the_whole_cluster_and_a_missing_index_says_why() {
+        assert_eq!(shard("0/1").unwrap(), None);
+        assert_eq!(
+            shard("2/3").unwrap().map(|s| (s.index, s.count)),
+            Some((2, 3))
+        );
+        let e = shard("/3").unwrap_err().to_string();
+        assert!(e.contains("1.28"), "{e}");
+        assert!(shard("3/3").is_err());
+    }
+
+    #[test]
     fn secrets_do_not_show_in_debug_output() {
         let t = parse(&["--influxdb-user", "u", "--influxdb-pass", "hunter2"]);
         let cfg = t.influx.to_config().unwrap();
@@ -422,7 +465,7 @@ mod tests {
     }
 }
 
-/// How statements are computed (DESIGN.md §5): shared by `serve` and `export`.
+/// How statements are computed: shared by `serve` and `export`.
 #[derive(Args, Debug, Clone)]
 pub struct BillingArgs {
     /// Price book (JSON) turning quantities into money; without one, statements show quantities.

@@ -3,6 +3,8 @@
 //! README's curl example answers. Values are simple functions of the pod index and the minute,
 //! so anyone can work out what a query should return.
 
+pub mod stack;
+
 use chrono::{DateTime, Utc};
 
 use crate::influx::line::{write_point, Value};

@@ -74,6 +74,8 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .on_connect(crate::disconnect::remember_socket)
+        // Within a pod's default 30 s grace period, with time to spare.
+        .shutdown_timeout(10)
         .listen(listener)?
         .run();
         Ok(Application { port, server })
@@ -81,6 +83,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server from elsewhere (`kubemeter demo` stops its parts itself).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

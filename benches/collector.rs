@@ -14,7 +14,6 @@ use kubemeter::collector::rates::Rates;
 use kubemeter::influx::client::InfluxAuth;
 use kubemeter::influx::{InfluxClient, InfluxConfig};
 use kubemeter::simulator::model::{Model, SimConfig, SimPod};
-use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
@@ -55,7 +54,7 @@ fn cluster_of(pods: &[SimPod]) -> Cluster {
     Cluster {
         name: "bench".into(),
         pods,
-        nodes: HashMap::new(),
+        ..Cluster::default()
     }
 }
 

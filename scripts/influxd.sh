@@ -50,7 +50,9 @@ bind-address = "127.0.0.1:$rpc"
 [continuous_queries]
   enabled = false
 CONF
-  nohup influxd -config "$dir/influxdb.conf" > "$dir/influxd.log" 2>&1 &
+  # A session of its own: Ctrl-C in the terminal that runs `make run` reaches the demo, which
+  # flushes into influxd before the Makefile's trap stops it.
+  nohup setsid influxd -config "$dir/influxdb.conf" > "$dir/influxd.log" 2>&1 &
   echo $! > "$dir/pid"
   echo "http://127.0.0.1:$http" > "$dir/url"
   for _ in $(seq 1 100); do

@@ -2,6 +2,8 @@
 //! named it. This is the only place measurement names are spelled; the API, the dashboard,
 //! the collector and the docs all read this table.
 
+pub mod tags;
+
 /// A counter only grows (until a reset); a gauge is a level at an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -343,7 +343,8 @@ fn trim_namespace(ns: &mut Namespace) {
 }
 
 impl KubeView {
-    /// Starts the watches; `ready` waits for their first lists.
+    /// Starts the watches; `ready` waits for their first lists. Each kind watched here is a
+    /// line of `rbac::WATCHED`, which the ClusterRole grants.
     pub fn start(client: Client) -> Self {
         KubeView {
             nodes: reflect(&client, trim_node),
@@ -400,9 +401,8 @@ impl KubeView {
         label_keys: &[String],
         owners: &mut HashMap<String, Owner>,
     ) -> Cluster {
-        let namespace_labels: HashMap<String, BTreeMap<String, String>> = self
-            .namespaces
-            .state()
+        let namespaces = self.namespaces.state();
+        let namespace_labels: HashMap<String, BTreeMap<String, String>> = namespaces
             .iter()
             .filter_map(|ns| {
                 Some((
@@ -434,6 +434,7 @@ impl KubeView {
             name: cluster_name.to_string(),
             pods,
             nodes,
+            namespace_ids: namespace_ids(namespaces.iter().map(|ns| &ns.metadata)),
         }
     }
 }
@@ -459,7 +460,14 @@ impl OwnerGraph for KubeView {
     }
 }
 
-fn controller_of(meta: &ObjectMeta) -> Option<OwnerRef> {
+/// Each namespace's UID by name (Heapster's `namespace_id` tag).
+pub fn namespace_ids<'a>(metas: impl Iterator<Item = &'a ObjectMeta>) -> HashMap<String, String> {
+    metas
+        .filter_map(|m| Some((m.name.clone()?, m.uid.clone()?)))
+        .collect()
+}
+
+pub fn controller_of(meta: &ObjectMeta) -> Option<OwnerRef> {
     meta.owner_references
         .as_ref()?
         .iter()
@@ -489,7 +497,7 @@ fn pod_meta(pod: &Pod) -> PodMeta {
     }
 }
 
-fn pod_info(
+pub fn pod_info(
     pod: &PodRecord,
     owner: Owner,
     label_keys: &[String],
@@ -545,7 +553,7 @@ fn container_spec(c: &Container, restart_count: Option<i64>) -> ContainerSpec {
     }
 }
 
-fn node_info(node: &Node) -> NodeInfo {
+pub fn node_info(node: &Node) -> NodeInfo {
     let status = node.status.as_ref();
     let q = |which: Option<
         &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
@@ -557,7 +565,14 @@ fn node_info(node: &Node) -> NodeInfo {
     };
     let capacity = status.and_then(|s| s.capacity.as_ref());
     let allocatable = status.and_then(|s| s.allocatable.as_ref());
+    let hostname = status
+        .and_then(|s| s.addresses.as_ref())
+        .and_then(|a| a.iter().find(|a| a.type_ == "Hostname"))
+        .map(|a| a.address.clone())
+        .or_else(|| node.metadata.name.clone());
     NodeInfo {
+        hostname,
+        host_id: node.spec.as_ref().and_then(|s| s.provider_id.clone()),
         cpu_capacity_millicores: q(capacity, "cpu").map(|c| c * 1000.0),
         cpu_allocatable_millicores: q(allocatable, "cpu").map(|c| c * 1000.0),
         memory_capacity_bytes: q(capacity, "memory"),

@@ -9,6 +9,7 @@ pub mod owners;
 pub mod points;
 pub mod quantity;
 pub mod rates;
+pub mod rbac;
 pub mod spool;
 pub mod summary;
 pub mod writer;
@@ -397,6 +398,19 @@ pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Res
         let port = serve_metrics(addr, metrics.clone())?;
         tracing::info!(port, "collector metrics on /metrics");
     }
+    run_with_metrics(settings, influx, metrics, shutdown_signal()).await
+}
+
+/// [`run`], counting into `metrics` that the caller serves (`settings.metrics_listen` is
+/// not used), until `stop` completes: `kubemeter demo` serves the metrics on whatever port is
+/// free, and stops its parts itself (a signal that came before the loop started would be
+/// missed by a handler installed later).
+pub async fn run_with_metrics(
+    settings: CollectSettings,
+    influx: InfluxClient,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let client = kube_client(settings.kube_url.as_deref()).await?;
     if let Err(e) = influx.create_database().await {
         tracing::warn!(error = %error_chain(&e), "cannot create the InfluxDB database now; samples will be spooled until InfluxDB answers");
@@ -412,8 +426,16 @@ pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Res
     let once = settings.once;
     let interval = settings.interval;
     let resume = last_metered_minute(&influx_for_resume, &settings).await;
-    let mut collector =
-        Collector::start(client, settings, metrics, writer, Duration::from_secs(60)).await?;
+    let mut stop = std::pin::pin!(stop);
+    let start = Collector::start(client, settings, metrics, writer, Duration::from_secs(60));
+    let mut collector = tokio::select! {
+        collector = start => collector?,
+        // Stopped while still listing the cluster: the writer (dropped with `start`) flushes.
+        _ = &mut stop => {
+            writer_task.await?;
+            return Ok(());
+        }
+    };
     if let Some(last) = resume {
         collector.meter.resume_after(last);
     }
@@ -423,7 +445,6 @@ pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Res
     } else {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut stop = std::pin::pin!(shutdown_signal());
         loop {
             tokio::select! {
                 _ = tick.tick() => { collector.round().await; }
@@ -437,7 +458,8 @@ pub async fn run(settings: CollectSettings, influx: InfluxClient) -> anyhow::Res
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM, whichever comes first.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut term =

@@ -45,8 +45,12 @@ pub struct PodInfo {
     pub containers: HashMap<String, ContainerSpec>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeInfo {
+    /// Heapster's `hostname` tag: the node's `Hostname` address.
+    pub hostname: Option<String>,
+    /// Heapster's `host_id` tag: the cloud provider's ID of the node (`spec.providerID`).
+    pub host_id: Option<String>,
     pub cpu_capacity_millicores: Option<f64>,
     pub cpu_allocatable_millicores: Option<f64>,
     pub memory_capacity_bytes: Option<f64>,
@@ -60,6 +64,17 @@ pub struct Cluster {
     /// By `(namespace, pod name)`.
     pub pods: HashMap<(String, String), PodInfo>,
     pub nodes: HashMap<String, NodeInfo>,
+    /// Heapster's `namespace_id` tag: each namespace's UID, by name.
+    pub namespace_ids: HashMap<String, String>,
+}
+
+/// Heapster's `hostname` and `host_id` tags of a node, for every series read from it.
+fn host_tags(node: Option<&NodeInfo>) -> Vec<(&'static str, &str)> {
+    let Some(node) = node else { return Vec::new() };
+    let tags = [("hostname", &node.hostname), ("host_id", &node.host_id)];
+    tags.into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_deref().filter(|v| !v.is_empty())?)))
+        .collect()
 }
 
 /// Sums that Heapster kept per namespace and for the cluster.
@@ -160,11 +175,17 @@ pub fn encode_summary(
     let node = &summary.node;
     // The node's requests and limits are its pods' (encode_node replaces the usage fields).
     let mut pods_total = Sums::default();
+    let host = host_tags(cluster.nodes.get(&node.node_name));
     for pod in &summary.pods {
         let info = cluster
             .pods
             .get(&(pod.pod_ref.namespace.clone(), pod.pod_ref.name.clone()));
-        let sums = encode_pod(&mut out, &cluster.name, &node.node_name, pod, info, rates);
+        let mut heapster = host.clone();
+        if let Some(id) = cluster.namespace_ids.get(&pod.pod_ref.namespace) {
+            heapster.push(("namespace_id", id));
+        }
+        let ids = (&cluster.name[..], &node.node_name[..], &heapster[..]);
+        let sums = encode_pod(&mut out, ids, pod, info, rates);
         pods_total.add(&sums);
         totals
             .namespaces
@@ -177,10 +198,10 @@ pub fn encode_summary(
     out.points
 }
 
+/// `ids`: the cluster's name, the node's name and Heapster's host and namespace tags.
 fn encode_pod(
     out: &mut Out,
-    cluster_name: &str,
-    node_name: &str,
+    (cluster_name, node_name, heapster): (&str, &str, &[(&str, &str)]),
     pod: &PodStats,
     info: Option<&PodInfo>,
     rates: &mut Rates,
@@ -198,6 +219,7 @@ fn encode_pod(
         ("pod_id", uid),
         ("nodename", node_name),
     ];
+    base.extend_from_slice(heapster);
     if let Some(o) = owner {
         if let Some(immediate) = &o.owner {
             base.push(("owner_kind", &immediate.kind));
@@ -521,13 +543,16 @@ fn encode_node(
     let info = cluster
         .nodes
         .get(&node.node_name)
-        .copied()
+        .cloned()
         .unwrap_or_default();
-    let tags = tagset(&mut [
-        ("cluster_name", &cluster.name),
+    let host = host_tags(Some(&info));
+    let mut tags = vec![
+        ("cluster_name", &cluster.name[..]),
         ("nodename", &node.node_name),
         ("type", "node"),
-    ]);
+    ];
+    tags.extend_from_slice(&host);
+    let tags = tagset(&mut tags);
     let start = ns(node.start_time).unwrap_or(0);
     let key = format!("n/{}", node.node_name);
     let cpu = encode_cpu(out, &tags, &key, node.cpu.as_ref(), start, rates);
@@ -616,12 +641,14 @@ fn encode_node(
     out.signed(m::MEMORY_LIMIT, &tags, Some(requests.memory_limit), time);
 
     for sys in &node.system_containers {
-        let stags = tagset(&mut [
-            ("cluster_name", &cluster.name),
+        let mut stags = vec![
+            ("cluster_name", &cluster.name[..]),
             ("nodename", &node.node_name),
             ("type", "sys_container"),
             ("container_name", &sys.name),
-        ]);
+        ];
+        stags.extend_from_slice(&host);
+        let stags = tagset(&mut stags);
         let skey = format!("s/{}/{}", node.node_name, sys.name);
         let sstart = ns(sys.start_time).unwrap_or(0);
         encode_cpu(out, &stags, &skey, sys.cpu.as_ref(), sstart, rates);
@@ -735,7 +762,7 @@ mod tests {
         Cluster {
             name: "c1".into(),
             pods,
-            nodes: HashMap::new(),
+            ..Cluster::default()
         }
     }
 
@@ -757,6 +784,49 @@ mod tests {
         );
         let request = lines(&out, "cpu/request", &["container_name=app"]);
         assert_eq!(value(request[0]), "250i");
+    }
+
+    #[test]
+    fn heapster_host_and_namespace_tags_go_on_every_level_that_heapster_put_them() {
+        let mut cluster = checkout_cluster(false);
+        let node = "ip-10-0-1-17.ec2.internal";
+        cluster.nodes.insert(
+            node.into(),
+            NodeInfo {
+                hostname: Some("ip-10-0-1-17".into()),
+                host_id: Some("aws:///eu-west-1a/i-0a1b2c3d4e5f".into()),
+                ..NodeInfo::default()
+            },
+        );
+        cluster
+            .namespace_ids
+            .insert("shop".into(), "5d1c0b8e-3f2a-4c7d-9e6b-1a2b3c4d5e6f".into());
+        let out = encode(&summary(V1_30), &cluster, &mut Rates::default());
+        let host = [
+            "hostname=ip-10-0-1-17",
+            "host_id=aws:///eu-west-1a/i-0a1b2c3d4e5f",
+        ];
+        for level in [
+            "type=node",
+            "type=sys_container",
+            "type=pod",
+            "type=pod_container",
+        ] {
+            let with = lines(&out, "memory/usage", &[&[level][..], &host[..]].concat());
+            assert!(!with.is_empty(), "{level} carries hostname and host_id");
+        }
+        let ns_id = "namespace_id=5d1c0b8e-3f2a-4c7d-9e6b-1a2b3c4d5e6f";
+        assert!(!lines(&out, "memory/usage", &["type=pod", ns_id]).is_empty());
+        assert!(!lines(&out, "memory/usage", &["type=pod_container", ns_id]).is_empty());
+        assert!(lines(&out, "memory/usage", &["type=node", ns_id]).is_empty());
+        // Unknown to the API server: no tag rather than an empty one.
+        let bare = encode(
+            &summary(V1_30),
+            &checkout_cluster(false),
+            &mut Rates::default(),
+        );
+        assert!(!bare.contains("hostname=") && !bare.contains("host_id="));
+        assert!(!bare.contains("namespace_id="));
     }
 
     #[test]

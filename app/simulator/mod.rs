@@ -2,6 +2,7 @@
 //! read — list and watch of the API objects it needs, and each node's kubelet summary through
 //! the API server's node proxy path — with nodes that can be made slow or failing on demand.
 
+pub mod history;
 pub mod model;
 pub mod objects;
 
@@ -96,7 +97,34 @@ struct State {
     modes: HashMap<String, NodeMode>,
 }
 
+/// Every request the simulator served, as `METHOD /path?query`, once started: what a client
+/// (the collector) asked of the cluster, for the RBAC tests.
+#[derive(Clone, Default)]
+pub struct RequestLog(Arc<std::sync::Mutex<Option<Vec<String>>>>);
+
+impl RequestLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<String>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, method: &str, uri: &str) {
+        if let Some(requests) = self.lock().as_mut() {
+            requests.push(format!("{method} {uri}"));
+        }
+    }
+
+    /// Starts recording (nothing is kept before, so a long-running demo keeps nothing).
+    pub fn start(&self) {
+        self.lock().get_or_insert_with(Vec::new);
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().clone().unwrap_or_default()
+    }
+}
+
 struct Shared {
+    requests: RequestLog,
     state: RwLock<State>,
     events: broadcast::Sender<Arc<Event>>,
     kubelet_port: Option<u16>,
@@ -188,6 +216,7 @@ impl Simulator {
             .map(|a| a.port());
         let (tx, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {
+            requests: RequestLog::default(),
             state: RwLock::new(State {
                 model,
                 pages: HashMap::new(),
@@ -207,6 +236,14 @@ impl Simulator {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .wrap_fn(|req, srv| {
+                    if let Some(shared) = req.app_data::<web::Data<Shared>>() {
+                        shared
+                            .requests
+                            .record(req.method().as_str(), &req.uri().to_string());
+                    }
+                    actix_web::dev::Service::call(srv, req)
+                })
                 .route("/version", web::get().to(version))
                 .route("/stats/summary", web::get().to(kubelet_summary))
                 .route("/metrics", web::get().to(dcgm_exporter))
@@ -221,6 +258,8 @@ impl Simulator {
                     web::get().to(group_resource),
                 )
         })
+        // Watches are long streams: waiting for them to end would hold a stop for minutes.
+        .shutdown_timeout(1)
         .listen(listener)?;
         for kubelet in kubelets {
             server = server.listen(kubelet)?;
@@ -245,6 +284,16 @@ impl Simulator {
     /// Makes a node's summary fail, slow or healthy again.
     pub fn set_node_mode(&self, node: &str, mode: NodeMode) {
         self.shared.write().modes.insert(node.to_string(), mode);
+    }
+
+    /// Stops the simulator from elsewhere (`kubemeter demo` stops its parts itself).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// The log of requests this simulator serves (call `start` on it to record).
+    pub fn request_log(&self) -> RequestLog {
+        self.shared.requests.clone()
     }
 
     /// The model, to compute what the collector should have seen.

@@ -8,8 +8,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerStatus, Namespace, Node, NodeAddress, NodeStatus, Pod, PodSpec, PodStatus,
-    PodTemplateSpec, ResourceRequirements, Service, ServiceSpec,
+    Container, ContainerStatus, Namespace, Node, NodeAddress, NodeSpec, NodeStatus, Pod, PodSpec,
+    PodStatus, PodTemplateSpec, ResourceRequirements, Service, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
@@ -174,6 +174,10 @@ pub fn objects_at(model: &Model, t: DateTime<Utc>) -> Objects {
                 labels: labels(&[("kubernetes.io/hostname", &name)]),
                 ..meta(None, &name, None)
             },
+            spec: Some(NodeSpec {
+                provider_id: Some(format!("kubemeter-simulator:///zone-a/{name}")),
+                ..NodeSpec::default()
+            }),
             status: Some(NodeStatus {
                 addresses: Some(addresses),
                 capacity: quantities(&[
@@ -188,7 +192,6 @@ pub fn objects_at(model: &Model, t: DateTime<Utc>) -> Objects {
                 ]),
                 ..NodeStatus::default()
             }),
-            ..Node::default()
         };
         insert(&mut objects, Kind::Node, "", &name, &node);
     }
@@ -206,6 +209,13 @@ pub fn objects_at(model: &Model, t: DateTime<Utc>) -> Objects {
     for pod in model.pods_at(t) {
         insert_pod_and_owners(&mut objects, &pod);
     }
+    objects
+}
+
+/// One pod's objects and its owners' (ReplicaSet, Job, …), as `objects_at` has them.
+pub fn pod_objects(p: &SimPod) -> Objects {
+    let mut objects = Objects::new();
+    insert_pod_and_owners(&mut objects, p);
     objects
 }
 

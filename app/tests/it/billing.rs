@@ -352,6 +352,7 @@ async fn load_rounds(
                     .map(|p| ((p.namespace.into(), p.name.into()), p.info()))
                     .collect::<HashMap<_, _>>(),
                 nodes: node_infos(),
+                ..Cluster::default()
             };
             encode_summary(
                 &summary,
@@ -718,6 +719,7 @@ async fn load_simulated(
                 .map(|p| ((p.namespace.clone(), p.name.clone()), sim_info(p)))
                 .collect(),
             nodes: sim_nodes(model),
+            ..Cluster::default()
         };
         for n in 0..model.config.nodes {
             let summary = model.summary(n, t);
@@ -1164,6 +1166,7 @@ async fn scrape_and_meter(
                 .map(|p| ((p.namespace.clone(), p.name.clone()), sim_info(p)))
                 .collect(),
             nodes: sim_nodes(model),
+            ..Cluster::default()
         };
         let mut lines = String::new();
         for n in 0..model.config.nodes {
