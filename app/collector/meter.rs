@@ -6,7 +6,7 @@
 //!
 //! What it keeps per series: the points not yet metered plus the two before them (a sample's
 //! predecessor, and the one before for the interval), dropping what is older than the look-back
-//! `L`. A minute is metered once the round that started `FLUSH_DELAY` after its end has been
+//! `L`. A minute is metered once a round that started [`FLUSH_DELAY_NS`] after its end has been
 //! read. Minutes metered before the meter has seen `L` of samples since it started are marked
 //! provisional (a predecessor may be missing), and so is a minute a late sample arrives for;
 //! the metering job recomputes those from raw samples.
@@ -24,9 +24,11 @@ use crate::metering::period::Period;
 use crate::metering::rows::{self, NodeRow, PeriodRows, Slice, UsageRow};
 use crate::metering::{capacity, raw, MemorySource};
 
-/// How long after a minute ends it is metered: every node's samples of it have been read by
-/// then (a round takes at most the node timeout).
-pub const FLUSH_DELAY_NS: i64 = 90_000_000_000;
+/// How long after a minute ends it is metered, counted from a round's start: a round started
+/// after the minute's end has read every node's samples of it (a kubelet's sample is never
+/// newer than the read), so this only allows for node clocks a little ahead of ours; a sample
+/// that still comes later marks its minute provisional.
+pub const FLUSH_DELAY_NS: i64 = 20_000_000_000;
 
 /// Points kept before the oldest point not yet metered.
 const PREDECESSORS: usize = 2;

@@ -211,7 +211,8 @@ impl Collector {
             report.points += encode_totals(&totals, &self.settings.cluster_name, t, &mut buf);
             self.writer.send(buf).await;
         }
-        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        // Minutes that ended before this round started are complete now.
+        let now = started.timestamp_nanos_opt().unwrap_or(i64::MAX);
         let metered = self.meter.flush(now, false);
         if !metered.is_empty() {
             self.writer.send(metered).await;

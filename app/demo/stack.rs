@@ -95,7 +95,7 @@ pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings)?;
     let port = app.port();
 
-    load_old_data_set(&influx, &metering).await?;
+    let old_window = load_old_data_set(&influx).await?;
     let tagging = Tagging {
         cluster_name: "demo".into(),
         label_keys: vec!["team".into(), "cost-center".into()],
@@ -130,11 +130,13 @@ pub async fn run(args: DemoArgs, mut settings: Settings) -> anyhow::Result<()> {
         collector::run_with_metrics(collect_settings, influx.clone(), metrics, collector_stop);
     parts.spawn(async move { ("collector", collector_run.await) });
     parts.spawn(async move { ("server", app.run_until_stopped().await.map_err(Into::into)) });
-    // The metering job, as next to a real collector (it completes the history's hours too).
-    let rollups = tokio::spawn(crate::jobs::rollup::run_every_minute(
-        metering,
-        tagging.cluster_name.clone(),
-    ));
+    // The old data set metered once (about a minute), then the metering job, as next to a
+    // real collector (it completes the history's hours too); neither holds up the start.
+    let cluster = tagging.cluster_name.clone();
+    let rollups = tokio::spawn(async move {
+        meter_old_data_set(&metering, old_window).await;
+        crate::jobs::rollup::run_every_minute(metering, cluster).await
+    });
 
     for note in &notes {
         println!("{note}; took another one.");
@@ -242,12 +244,8 @@ async fn create_demo_user(settings: &Settings) -> anyhow::Result<()> {
     }
 }
 
-/// The window of the old README's curl example (2017-12-01 and 02), so that it answers;
-/// metered once, as `kubemeter rollup --backfill` meters data another program wrote.
-async fn load_old_data_set(
-    influx: &InfluxClient,
-    metering: &crate::metering::Metering,
-) -> anyhow::Result<()> {
+/// The window of the old README's curl example (2017-12-01 and 02), so that it answers.
+async fn load_old_data_set(influx: &InfluxClient) -> anyhow::Result<crate::billing::Window> {
     let dec = Utc
         .with_ymd_and_hms(2017, 12, 1, 0, 0, 0)
         .single()
@@ -257,14 +255,21 @@ async fn load_old_data_set(
         .write(influx, dec, end, 300, Detail::Full)
         .await?;
     let ns = crate::vocab::time::to_ns;
-    let old = crate::billing::Window {
+    Ok(crate::billing::Window {
         from: ns(dec),
         to: ns(end),
-    };
-    let quiet = &crate::metering::Quiet;
-    crate::jobs::rollup::roll_up(metering, crate::jobs::rollup::DEFAULT_CLUSTER, old, quiet)
-        .await?;
-    Ok(())
+    })
+}
+
+/// Meters the old data set once, as `kubemeter rollup --backfill` meters data another program
+/// wrote (statements read metered rows only).
+async fn meter_old_data_set(metering: &crate::metering::Metering, w: crate::billing::Window) {
+    let cluster = crate::jobs::rollup::DEFAULT_CLUSTER;
+    let done = crate::jobs::rollup::roll_up(metering, cluster, w, &crate::metering::Quiet).await;
+    match done {
+        Ok(r) => tracing::info!(minutes = r.minutes, "the 2017 data set is metered"),
+        Err(e) => tracing::warn!(error = %e, "the 2017 data set could not be metered"),
+    }
 }
 
 /// The simulated cluster's last hours, as the collector would have scraped them.
